@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# Run the whole test suite of sfdc.eca: bash scripts/test.sh [--only S[,S]] [--skip S[,S]] [--keep]
+# Every stage runs (a failure does not stop the others); the run ends with a table of the stages
+# and a last line "N passed, N failed". Exit status 0 only when no stage failed.
+# Details: docs/testing.md.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib/common.sh
+. "$ROOT/scripts/lib/common.sh"
+
+ALL_STAGES=(simulator unit sanity integration e2e lint build changelog)
+declare -A STAGE_DESC=(
+    [simulator]="pytest tests/simulator (the simulator's own tests)"
+    [unit]="pytest tests/unit (plugin units)"
+    [sanity]="ansible-test sanity --venv --python 3.11 (no ignore file)"
+    [integration]="ansible-test integration against the simulator (in-process, then SFDC_ECA_IN_PROCESS=false)"
+    [e2e]="pytest tests/e2e (role, playbooks, AWX runner)"
+    [lint]="ansible-lint --profile production"
+    [build]="ansible-galaxy collection build + tarball content check"
+    [changelog]="antsibull-changelog lint"
+)
+
+usage() {
+    cat <<EOF
+usage: bash scripts/test.sh [--only STAGE[,STAGE]] [--skip STAGE[,STAGE]] [--keep] [-- PYTEST_ARGS]
+
+Stages, in order: ${ALL_STAGES[*]}
+EOF
+    for s in "${ALL_STAGES[@]}"; do printf '  %-12s %s\n' "$s" "${STAGE_DESC[$s]}"; done
+    cat <<EOF
+
+--keep          keep the temporary collection copy (its path is printed)
+-- ARGS         extra arguments for the pytest stages (e.g. -- -k rotate -x)
+Environment:    SFDC_TEST_XDIST=0 runs pytest without -n auto.
+Logs:           .tmp/test-logs/<stage>.log; ansible-test output: .tmp/test-output/
+EOF
+}
+
+ONLY=""
+SKIP=""
+KEEP=0
+PYTEST_EXTRA=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --only) ONLY="${2:-}"; shift 2 ;;
+        --only=*) ONLY="${1#*=}"; shift ;;
+        --skip) SKIP="${2:-}"; shift 2 ;;
+        --skip=*) SKIP="${1#*=}"; shift ;;
+        --keep) KEEP=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        --) shift; PYTEST_EXTRA=("$@"); break ;;
+        *) echo "error: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+is_stage() { local s; for s in "${ALL_STAGES[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+in_list() { case ",$2," in *",$1,"*) return 0 ;; esac; return 1; }
+for s in ${ONLY//,/ } ${SKIP//,/ }; do
+    is_stage "$s" || { echo "error: unknown stage '$s'; stages are: ${ALL_STAGES[*]}" >&2; exit 2; }
+done
+SELECTED=()
+for s in "${ALL_STAGES[@]}"; do
+    if [ -n "$ONLY" ] && ! in_list "$s" "$ONLY"; then continue; fi
+    if [ -n "$SKIP" ] && in_list "$s" "$SKIP"; then continue; fi
+    SELECTED+=("$s")
+done
+[ ${#SELECTED[@]} -gt 0 ] || { echo "error: no stage selected" >&2; exit 2; }
+
+sfdc_banner "setup: .venv"
+sfdc_venv "$ROOT" || { echo "error: could not set up $ROOT/.venv" >&2; echo "0 passed, 1 failed"; exit 1; }
+export VIRTUAL_ENV="$ROOT/.venv"
+export PATH="$ROOT/.venv/bin:$PATH"
+export PYTHONDONTWRITEBYTECODE=1
+if [ -n "${CI:-}" ]; then export ANSIBLE_NOCOLOR=1 PY_COLORS=0; fi
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/sfdc-eca-test.XXXXXX")"
+LOGDIR="$ROOT/.tmp/test-logs"
+rm -rf "$LOGDIR" "$ROOT/.tmp/test-output"
+mkdir -p "$LOGDIR"
+
+cleanup() {
+    local pidfile
+    for pidfile in "$WORK"/sim-*.pid; do
+        [ -f "$pidfile" ] || continue
+        SFDC_SIM_PID="$(cat "$pidfile")" sfdc_sim_stop
+    done
+    if [ -d "$COLL/tests/output" ]; then
+        mkdir -p "$ROOT/.tmp"
+        rm -rf "$ROOT/.tmp/test-output"
+        cp -a "$COLL/tests/output" "$ROOT/.tmp/test-output" 2>/dev/null || true
+    fi
+    if [ "$KEEP" = 1 ]; then
+        echo "kept the collection copy: $COLL"
+    else
+        rm -rf "$WORK"
+    fi
+}
+COLL="$WORK/ansible_collections/sfdc/eca"
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+sfdc_banner "setup: collection copy"
+sfdc_copy_collection "$ROOT" "$WORK" >/dev/null || { echo "error: could not copy the collection to $COLL" >&2; echo "0 passed, 1 failed"; exit 1; }
+echo "collection copy: $COLL ($(find "$COLL" -type f | wc -l) files)"
+# Tests import ansible_collections.sfdc.eca.* and eca_simulator from the copy; ansible finds the collection there.
+export PYTHONPATH="$WORK:$COLL${PYTHONPATH:+:$PYTHONPATH}"
+export ANSIBLE_COLLECTIONS_PATH="$WORK"
+
+SKIPPED=77
+
+# run_pytest DIR REQUIRED: REQUIRED=1 makes "no tests" (pytest exit 5) a failure.
+run_pytest() {
+    local dir="$1" required="$2" rc args=()
+    if [ ! -d "$COLL/$dir" ]; then
+        if [ "$required" = 1 ]; then echo "FAIL: $dir does not exist"; return 1; fi
+        echo "NOTE: $dir does not exist yet: stage skipped"; return $SKIPPED
+    fi
+    if [ "${SFDC_TEST_XDIST:-1}" != 0 ] && python -c 'import xdist' 2>/dev/null; then
+        args+=(-n auto)
+    fi
+    (cd "$COLL" && python -m pytest "$dir" -p no:cacheprovider -ra "${args[@]}" "${PYTEST_EXTRA[@]}")
+    rc=$?
+    if [ $rc -eq 5 ]; then
+        if [ "$required" = 1 ]; then echo "FAIL: no tests collected in $dir"; return 1; fi
+        echo "NOTE: no tests in $dir yet: stage skipped"; return $SKIPPED
+    fi
+    return $rc
+}
+
+stage_simulator() { run_pytest tests/simulator 1; }
+stage_unit() { run_pytest tests/unit 1; }
+stage_e2e() { run_pytest tests/e2e 0; }
+
+stage_sanity() {
+    local ignores pipver cache
+    ignores="$(find "$COLL/tests/sanity" -name 'ignore-*.txt' 2>/dev/null)"
+    if [ -n "$ignores" ]; then
+        echo "FAIL: sanity ignore files are not allowed here: fix the finding instead:"
+        echo "$ignores" | sed "s|$COLL/||"
+        return 1
+    fi
+    # ansible-test bootstraps pip in each sanity venv with a get-pip script it downloads from a
+    # host CI cannot reach; put the offline stand-in where ansible-test looks first.
+    pipver="$(python - <<'EOF'
+from types import SimpleNamespace
+from ansible_test._internal.python_requirements import get_venv_packages
+print(get_venv_packages(SimpleNamespace(version="3.11"))["pip"])
+EOF
+)" || { echo "FAIL: cannot read the pip version ansible-test bootstraps"; return 1; }
+    cache="$HOME/.ansible/test/cache/get_pip_${pipver//./_}.py"
+    mkdir -p "$(dirname "$cache")"
+    if [ ! -e "$cache" ] || grep -q 'sfdc-eca-get-pip-standin' "$cache"; then
+        cp "$ROOT/scripts/lib/get_pip.py" "$cache"
+        echo "pip bootstrap: $cache <- scripts/lib/get_pip.py"
+    else
+        echo "pip bootstrap: using the existing $cache"
+    fi
+    (cd "$COLL" && ansible-test sanity --venv --python 3.11 --color no)
+}
+
+# Write tests/integration/integration_config.yml in the copy from the simulator's state file.
+write_integration_config() {
+    python "$ROOT/scripts/lib/integration_config.py" "$1" "$COLL/tests/integration/integration_config.yml"
+}
+
+stage_integration() {
+    local state="$WORK/sim-integration.json" simlog="$LOGDIR/integration-simulator.log" rc1 rc2 f
+    local seed="tests/integration/sim_seed.yml"
+    if ! ls -d "$COLL"/tests/integration/targets/*/ >/dev/null 2>&1; then
+        echo "FAIL: no integration targets in tests/integration/targets/"; return 1
+    fi
+    [ -f "$COLL/$seed" ] || { echo "FAIL: $seed (the simulator seed for integration) is missing"; return 1; }
+    [ -d "$COLL/eca_simulator" ] || { echo "FAIL: eca_simulator/ is missing"; return 1; }
+    sfdc_sim_start "$COLL" "$COLL/$seed" "$state" "$simlog" || return 1
+    echo "$SFDC_SIM_PID" > "$WORK/sim-integration.pid"
+    trap 'sfdc_sim_stop' EXIT
+    echo "simulator pid $SFDC_SIM_PID, state file $state, log $simlog"
+    write_integration_config "$state" || { echo "FAIL: could not write integration_config.yml"; return 1; }
+
+    sfdc_banner "integration 1/2: default (in-process action plugins)"
+    (cd "$COLL" && ansible-test integration --local --python 3.11 --color no)
+    rc1=$?
+
+    # ansible-test passes only a fixed set of environment variables to ansible-playbook; the
+    # per-target alias env/set/NAME/VALUE is its way to set one, so add it in the copy only.
+    sfdc_banner "integration 2/2: SFDC_ECA_IN_PROCESS=false (module execution)"
+    for f in "$COLL"/tests/integration/targets/*/; do
+        if [ -f "$f/aliases" ]; then cp "$f/aliases" "$f/aliases.orig"; else touch "$f/aliases.new"; fi
+        printf '\nenv/set/SFDC_ECA_IN_PROCESS/false\n' >> "$f/aliases"
+    done
+    (cd "$COLL" && SFDC_ECA_IN_PROCESS=false ansible-test integration --local --python 3.11 --color no)
+    rc2=$?
+    for f in "$COLL"/tests/integration/targets/*/; do
+        if [ -f "$f/aliases.orig" ]; then mv "$f/aliases.orig" "$f/aliases"; fi
+        if [ -f "$f/aliases.new" ]; then rm -f "$f/aliases" "$f/aliases.new"; fi
+    done
+    echo "integration: default rc=$rc1, SFDC_ECA_IN_PROCESS=false rc=$rc2"
+    sfdc_sim_stop
+    rm -f "$WORK/sim-integration.pid"
+    [ $rc1 -eq 0 ] && [ $rc2 -eq 0 ]
+}
+
+stage_lint() {
+    local color=()
+    if [ -n "${CI:-}" ] || [ ! -t 1 ]; then color=(--nocolor); fi
+    (cd "$COLL" && ansible-lint --profile production --offline "${color[@]}")
+}
+
+stage_build() {
+    local out="$WORK/build" tarball
+    rm -rf "$out"
+    mkdir -p "$out"
+    (cd "$COLL" && ansible-galaxy collection build --output-path "$out") || return 1
+    tarball="$(ls "$out"/*.tar.gz 2>/dev/null | head -n 1)"
+    [ -n "$tarball" ] || { echo "FAIL: no tarball in $out"; return 1; }
+    echo "size: $(du -h "$tarball" | cut -f1)"
+    python "$ROOT/scripts/lib/check_tarball.py" "$tarball"
+}
+
+stage_changelog() {
+    (cd "$COLL" && antsibull-changelog lint && antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml)
+}
+
+declare -A RESULT TIME
+failed_stages=()
+for s in "${SELECTED[@]}"; do
+    sfdc_banner "stage $s: ${STAGE_DESC[$s]}"
+    start=$(date +%s)
+    ( "stage_$s" ) 2>&1 | tee "$LOGDIR/$s.log"
+    rc=${PIPESTATUS[0]}
+    TIME[$s]=$(( $(date +%s) - start ))
+    if [ "$rc" -eq 0 ]; then
+        RESULT[$s]=PASS
+    elif [ "$rc" -eq $SKIPPED ]; then
+        RESULT[$s]=SKIP
+    else
+        RESULT[$s]=FAIL
+        failed_stages+=("$s")
+    fi
+    echo "stage $s: ${RESULT[$s]} (exit $rc, ${TIME[$s]} s)"
+done
+
+for s in "${failed_stages[@]}"; do
+    sfdc_banner "what broke in stage $s (last 40 lines of .tmp/test-logs/$s.log)"
+    tail -n 40 "$LOGDIR/$s.log"
+done
+
+sfdc_banner "summary"
+npass=0
+nfail=0
+total=0
+printf '%-12s %-5s %6s\n' stage result time
+for s in "${SELECTED[@]}"; do
+    printf '%-12s %-5s %5ss\n' "$s" "${RESULT[$s]}" "${TIME[$s]}"
+    total=$(( total + TIME[$s] ))
+    case "${RESULT[$s]}" in PASS) npass=$((npass + 1)) ;; FAIL) nfail=$((nfail + 1)) ;; esac
+done
+for s in "${SELECTED[@]}"; do
+    [ "${RESULT[$s]}" = SKIP ] && echo "note: stage $s was skipped (see its log)"
+done
+echo "total ${total}s; logs in .tmp/test-logs/"
+echo "$npass passed, $nfail failed"
+[ "$nfail" -eq 0 ]
