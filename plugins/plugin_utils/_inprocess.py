@@ -1,0 +1,197 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sfdc.eca maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Run an sfdc.eca module's logic inside the controller's worker process.
+
+A module run costs a fresh Python interpreter, an AnsiballZ unpack and an import of
+``requests`` per host per task. When the task would run on the controller anyway
+(local connection, not delegated elsewhere, no become, not async) the action plugin
+runs the same ``run_*`` function from module_utils in the worker instead, and
+reproduces what ``AnsibleModule`` would have returned: same validation, same env
+fallbacks, same ``invocation``, same ``no_log`` masking, same failure shape.
+
+``SFDC_ECA_IN_PROCESS=false`` (controller environment or the task's ``environment:``)
+forces the ordinary module path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import typing as t
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.arg_spec import ModuleArgumentSpecValidator
+from ansible.module_utils.common.json import Direction, get_module_decoder, get_module_encoder
+from ansible.module_utils.common.parameters import remove_values
+from ansible.module_utils.errors import UnsupportedError
+from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.plugins.action import ActionBase
+from ansible.utils.vars import merge_hash
+
+IN_PROCESS_ENV = 'SFDC_ECA_IN_PROCESS'
+LOCAL_TRANSPORTS = frozenset(('local', 'ansible.builtin.local', 'ansible.legacy.local'))
+# Serialization profile of an AnsibleModule-based module: results take the same JSON trip.
+_PROFILE = 'legacy'
+
+
+@contextlib.contextmanager
+def _environment(overlay: dict[str, str]) -> t.Iterator[None]:
+    """Apply the task's ``environment:`` to os.environ for the duration of the run.
+
+    The module would see the controller environment plus the task environment; the
+    worker is a forked process that runs this one task, and the previous values are
+    restored anyway so nothing leaks into a later task.
+    """
+    saved = {k: os.environ.get(k) for k in overlay}
+    try:
+        os.environ.update(overlay)
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _json_trip(value: t.Any, direction: Direction) -> t.Any:
+    """Serialize and parse like the module path does (tuples become lists, tags drop)."""
+    encoder = get_module_encoder(_PROFILE, direction)
+    decoder = get_module_decoder(_PROFILE, direction)
+    return json.loads(json.dumps(value, cls=encoder), cls=decoder)
+
+
+class EcaInProcessAction(ActionBase):
+    """Base of the sfdc.eca action plugins.
+
+    Subclasses name the module's spec function in module_utils ``_specs`` (``SPEC_NAME``: returns
+    the keyword arguments of ``AnsibleModule``: argument_spec, mutually_exclusive, ..., supports_check_mode)
+    and its operation in ``_operations`` (``RUNNER_NAME``:
+    ``run(client, params, check_mode=..., diff=...) -> dict``).
+    """
+
+    _supports_check_mode = True
+    _supports_async = True
+
+    SPEC_NAME = ''
+    RUNNER_NAME = ''
+
+    def _module_spec(self) -> dict[str, t.Any]:
+        from ansible_collections.sfdc.eca.plugins.module_utils import _specs
+        return getattr(_specs, self.SPEC_NAME)()
+
+    def _runner(self) -> t.Callable[..., dict[str, t.Any]]:
+        from ansible_collections.sfdc.eca.plugins.module_utils import _operations
+        return getattr(_operations, self.RUNNER_NAME)
+
+    # -- path selection -------------------------------------------------------
+
+    def _task_environment(self) -> dict[str, str]:
+        env: dict[str, t.Any] = {}
+        self._compute_environment_string(env)
+        return {str(k): str(v) for k, v in env.items()}
+
+    def _in_process_reason(self, task_env: dict[str, str]) -> str | None:
+        """None when the task may run in-process, else why not (shown at -vvv)."""
+        flag = task_env.get(IN_PROCESS_ENV, os.environ.get(IN_PROCESS_ENV))
+        if flag not in (None, ''):
+            try:
+                if not boolean(flag, strict=True):
+                    return '%s=%s' % (IN_PROCESS_ENV, flag)
+            except TypeError:
+                raise AnsibleActionFail(
+                    '%s must be a boolean (true/false), got %r' % (IN_PROCESS_ENV, flag))
+        transport = getattr(self._connection, 'transport', None)
+        load_name = getattr(self._connection, '_load_name', None)
+        if transport not in LOCAL_TRANSPORTS and load_name not in LOCAL_TRANSPORTS:
+            return 'connection %s is not local' % (load_name or transport)
+        if self._task.async_val:
+            return 'async task'
+        if getattr(self._play_context, 'become', False):
+            return 'become is set (the module must run as another user)'
+        return None
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+
+        task_env = self._task_environment()
+        reason = self._in_process_reason(task_env)
+        if reason is not None:
+            self._display.vvv('%s: running as a module (%s)' % (self._task.action, reason))
+            wrap_async = self._task.async_val and not self._connection.has_native_async
+            result = merge_hash(result, self._execute_module(task_vars=task_vars, wrap_async=wrap_async))
+            if not wrap_async:
+                self._remove_tmp_path(self._connection._shell.tmpdir)
+            return result
+
+        self._display.vvv('%s: running in-process on the controller' % self._task.action)
+        with _environment(task_env):
+            module_result = self._run_in_process()
+        # What _execute_module/_parse_returned_data add to every parsed module result.
+        module_result['_ansible_parsed'] = True
+        return merge_hash(result, module_result)
+
+    # -- AnsibleModule emulation ----------------------------------------------
+
+    def _run_in_process(self) -> dict[str, t.Any]:
+        spec = self._module_spec()
+        supports_check_mode = spec.pop('supports_check_mode', False)
+        spec.pop('bypass_checks', None)
+        spec.pop('no_log', None)
+        name = self._task.action
+        check_mode = bool(self._task.check_mode)
+        diff = bool(self._task.diff)
+
+        params = _json_trip(dict(self._task.args), Direction.CONTROLLER_TO_MODULE)
+        validator = ModuleArgumentSpecValidator(
+            spec['argument_spec'],
+            spec.get('mutually_exclusive'),
+            spec.get('required_together'),
+            spec.get('required_one_of'),
+            spec.get('required_if'),
+            spec.get('required_by'),
+        )
+        validation = validator.validate(params)
+        params.update(validation.validated_parameters)
+        no_log_values = set(validation._no_log_values)
+
+        if validation.errors.errors:
+            error = validation.errors.errors[0]
+            msg = validation.errors.msg
+            if isinstance(error, UnsupportedError):
+                msg = 'Unsupported parameters for (%s) module: %s' % (name, msg)
+            return self._finish(dict(failed=True, msg=str(msg)), params, no_log_values)
+
+        if check_mode and not supports_check_mode:
+            return self._finish(
+                dict(skipped=True, msg='remote module (%s) does not support check mode' % name),
+                params, no_log_values)
+
+        return self._finish(self._call_runner(params, check_mode, diff), params, no_log_values)
+
+    def _call_runner(self, params: dict[str, t.Any], check_mode: bool, diff: bool) -> dict[str, t.Any]:
+        """Build the client and run the operation; an EcaError becomes the module's failure."""
+        # Imported here: they pull in requests, which the module path never needs on the controller.
+        from ansible_collections.sfdc.eca.plugins.module_utils._common import build_client
+        from ansible_collections.sfdc.eca.plugins.module_utils._errors import EcaError
+
+        try:
+            client = build_client(params)
+            return self._runner()(client, params, check_mode=check_mode, diff=diff)
+        except EcaError as exc:
+            result = dict(exc.to_result())
+            result.update(failed=True, msg=str(exc))
+            return result
+
+    @staticmethod
+    def _finish(result: dict[str, t.Any], params: dict[str, t.Any], no_log_values: set[str]) -> dict[str, t.Any]:
+        """AnsibleModule._return_formatted: invocation, no_log masking, JSON trip."""
+        if 'invocation' not in result:
+            result['invocation'] = {'module_args': params}
+        preserved = {k: v for k, v in result.items() if v is None or isinstance(v, bool)}
+        result = remove_values(result, no_log_values)
+        result.update(preserved)
+        return _json_trip(result, Direction.MODULE_TO_CONTROLLER)

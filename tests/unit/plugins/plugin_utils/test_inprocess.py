@@ -1,0 +1,245 @@
+"""The in-process base of the sfdc.eca action plugins: path choice and AnsibleModule emulation.
+
+These tests drive the real base class with the collection's real argument specs; the operation
+is replaced by a recorder so that each test sees exactly what the operation was handed.
+Behaviour against the simulator (both paths, same results) is in tests/e2e/test_inprocess_parity.py.
+"""
+
+import os
+from unittest import mock
+
+import pytest
+
+from ansible.errors import AnsibleActionFail
+from ansible.playbook.play_context import PlayContext
+
+from ansible_collections.sfdc.eca.plugins.action import (
+    eca_credential_info,
+    eca_staged_credential,
+    eca_token,
+    eca_usage_info,
+)
+from ansible_collections.sfdc.eca.plugins.module_utils._errors import EcaAuthError, EcaInputError
+from ansible_collections.sfdc.eca.plugins.plugin_utils import _inprocess
+
+SECRET = 'sEcReT-value-0123456789'
+BASE_ARGS = {'instance_url': 'https://127.0.0.1:9', 'client_id': '3MVGkey', 'client_secret': SECRET}
+
+
+class Recorder:
+    """Stands in for a run_* operation: records its call and returns a canned result."""
+
+    def __init__(self, result=None, exc=None):
+        self.calls = []
+        self.result = result if result is not None else {'changed': False}
+        self.exc = exc
+        self.env_seen = None
+
+    def __call__(self, client, params, check_mode=False, diff=False):
+        self.calls.append({'client': client, 'params': dict(params), 'check_mode': check_mode, 'diff': diff})
+        self.env_seen = dict(os.environ)
+        if self.exc is not None:
+            raise self.exc
+        return dict(self.result)
+
+
+def make_action(cls, args, transport='local', environment=None, check_mode=False, diff=False,
+                async_val=0, become=False, action='sfdc.eca.eca_token', runner=None):
+    task = mock.MagicMock()
+    task.args = dict(args)
+    task.action = action
+    task.async_val = async_val
+    task.check_mode = check_mode
+    task.diff = diff
+    task.environment = environment if environment is not None else []
+    task.delegate_to = None
+    connection = mock.MagicMock()
+    connection.transport = transport
+    connection._load_name = 'ansible.builtin.%s' % transport
+    connection._shell.tmpdir = None
+    connection._shell.env_prefix = lambda **kw: ' '.join('%s=%s' % kv for kv in kw.items())
+    play_context = PlayContext()
+    play_context.become = become
+    templar = mock.MagicMock()
+    templar.template = lambda value, **kw: value
+    action_obj = cls.ActionModule(task, connection, play_context, loader=mock.MagicMock(),
+                                  templar=templar, shared_loader_obj=mock.MagicMock())
+    if runner is not None:
+        action_obj._runner = lambda: runner
+    return action_obj
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith('SALESFORCE_') or name == _inprocess.IN_PROCESS_ENV:
+            monkeypatch.delenv(name)
+
+
+def test_each_action_names_an_existing_spec_and_operation():
+    from ansible_collections.sfdc.eca.plugins.module_utils import _operations, _specs
+    for mod in (eca_token, eca_usage_info, eca_credential_info, eca_staged_credential):
+        assert callable(getattr(_specs, mod.ActionModule.SPEC_NAME))
+        assert callable(getattr(_operations, mod.ActionModule.RUNNER_NAME))
+        spec = getattr(_specs, mod.ActionModule.SPEC_NAME)()
+        assert 'instance_url' in spec['argument_spec']
+
+
+# -- path choice ---------------------------------------------------------------
+
+@pytest.mark.parametrize('transport, become, async_val, env, expect_module', [
+    ('local', False, 0, {}, False),
+    ('ssh', False, 0, {}, True),
+    ('local', True, 0, {}, True),
+    ('local', False, 30, {}, True),
+    ('local', False, 0, {'SFDC_ECA_IN_PROCESS': 'false'}, True),
+    ('local', False, 0, {'SFDC_ECA_IN_PROCESS': 'no'}, True),
+    ('local', False, 0, {'SFDC_ECA_IN_PROCESS': 'true'}, False),
+    ('local', False, 0, {'SFDC_ECA_IN_PROCESS': ''}, False),
+])
+def test_path_choice(monkeypatch, transport, become, async_val, env, expect_module):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    runner = Recorder({'changed': False, 'token_type': 'Bearer'})
+    act = make_action(eca_token, BASE_ARGS, transport=transport, become=become, async_val=async_val, runner=runner)
+    act._execute_module = mock.MagicMock(return_value={'changed': False, 'from': 'module'})
+    act._remove_tmp_path = mock.MagicMock()
+    result = act.run(task_vars={})
+    if expect_module:
+        assert act._execute_module.called
+        assert result['from'] == 'module'
+        assert runner.calls == []
+    else:
+        assert not act._execute_module.called
+        assert len(runner.calls) == 1
+        assert result['token_type'] == 'Bearer'
+
+
+def test_task_environment_can_force_module_path():
+    runner = Recorder()
+    act = make_action(eca_token, BASE_ARGS, environment=[{'SFDC_ECA_IN_PROCESS': False}], runner=runner)
+    act._execute_module = mock.MagicMock(return_value={'changed': False})
+    act._remove_tmp_path = mock.MagicMock()
+    act.run(task_vars={})
+    assert act._execute_module.called and runner.calls == []
+
+
+def test_bad_escape_hatch_value_is_an_error(monkeypatch):
+    monkeypatch.setenv('SFDC_ECA_IN_PROCESS', 'sometimes')
+    act = make_action(eca_token, BASE_ARGS, runner=Recorder())
+    with pytest.raises(AnsibleActionFail, match="SFDC_ECA_IN_PROCESS must be a boolean.*'sometimes'"):
+        act.run(task_vars={})
+
+
+# -- AnsibleModule emulation ---------------------------------------------------
+
+def test_defaults_types_and_flags_reach_the_operation():
+    runner = Recorder({'changed': True})
+    args = dict(BASE_ARGS, timeout='12', app_name='Billing_Sync', state='rotated')
+    act = make_action(eca_staged_credential, args, check_mode=True, diff=True, runner=runner)
+    act.run(task_vars={})
+    call = runner.calls[0]
+    assert call['check_mode'] is True and call['diff'] is True
+    params = call['params']
+    assert params['timeout'] == 12.0 and isinstance(params['timeout'], float)
+    assert params['api_version'] == '65.0'
+    assert params['replace_rotated'] is False
+    assert params['state'] == 'rotated'
+    assert params['client_secret'] == SECRET  # the operation gets the real value
+    assert call['client'].__class__.__name__ == 'EcaClient'
+
+
+def test_missing_required_option_fails_like_the_module():
+    runner = Recorder()
+    act = make_action(eca_token, {'client_id': 'k', 'client_secret': SECRET}, runner=runner)
+    result = act.run(task_vars={})
+    assert result['failed'] is True
+    assert result['msg'] == 'missing required arguments: instance_url'
+    assert runner.calls == []
+    assert result['invocation']['module_args']['client_secret'] == 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
+
+
+def test_unsupported_option_names_the_module():
+    act = make_action(eca_usage_info, dict(BASE_ARGS, bogus=1), action='sfdc.eca.eca_usage_info', runner=Recorder())
+    result = act.run(task_vars={})
+    assert result['failed'] is True
+    assert result['msg'].startswith('Unsupported parameters for (sfdc.eca.eca_usage_info) module: bogus.')
+    assert 'Supported parameters include:' in result['msg']
+
+
+def test_mutually_exclusive_and_required_one_of():
+    act = make_action(eca_credential_info, dict(BASE_ARGS, app_name='A', app_id='0xI'), runner=Recorder())
+    assert act.run(task_vars={})['msg'] == 'parameters are mutually exclusive: app_name|app_id'
+    act = make_action(eca_credential_info, dict(BASE_ARGS), runner=Recorder())
+    assert act.run(task_vars={})['msg'] == 'one of the following is required: app_name, app_id'
+
+
+def test_bad_choice_and_bad_type():
+    act = make_action(eca_staged_credential, dict(BASE_ARGS, app_name='A', state='gone'), runner=Recorder())
+    msg = act.run(task_vars={})['msg']
+    assert msg.startswith('value of state must be one of: present, rotated, absent, got: gone')
+    act = make_action(eca_token, dict(BASE_ARGS, timeout='soon'), runner=Recorder())
+    assert "timeout" in act.run(task_vars={})['msg'] and 'float' in act.run(task_vars={})['msg']
+
+
+def test_env_fallback_from_task_environment_and_controller(monkeypatch):
+    monkeypatch.setenv('SALESFORCE_CLIENT_ID', 'from-controller')
+    monkeypatch.setenv('SALESFORCE_API_VERSION', '64.0')
+    runner = Recorder()
+    env = [{'SALESFORCE_INSTANCE_URL': 'https://127.0.0.1:9', 'SALESFORCE_CLIENT_SECRET': SECRET},
+           {'SALESFORCE_API_VERSION': '65.0'}]  # later entries win, as for the module
+    act = make_action(eca_token, {}, environment=env, runner=runner)
+    result = act.run(task_vars={})
+    params = runner.calls[0]['params']
+    assert params['instance_url'] == 'https://127.0.0.1:9'
+    assert params['client_id'] == 'from-controller'
+    assert params['client_secret'] == SECRET
+    assert params['api_version'] == '65.0'
+    # a secret from the environment is no_log too
+    assert result['invocation']['module_args']['client_secret'] == 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
+    # the task environment was visible while running and is gone afterwards
+    assert runner.env_seen['SALESFORCE_CLIENT_SECRET'] == SECRET
+    assert 'SALESFORCE_CLIENT_SECRET' not in os.environ
+    assert os.environ['SALESFORCE_API_VERSION'] == '64.0'
+
+
+def test_no_log_values_are_masked_everywhere_but_bools_survive():
+    runner = Recorder({'changed': True, 'echo': 'prefix %s suffix' % SECRET, 'nested': [{'v': SECRET}],
+                       'verify_only': False, 'nothing': None})
+    act = make_action(eca_token, BASE_ARGS, runner=runner)
+    result = act.run(task_vars={})
+    assert SECRET not in repr(result)
+    assert result['nested'] == [{'v': 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'}]
+    assert result['echo'] == 'prefix ******** suffix'
+    assert result['changed'] is True and result['verify_only'] is False and result['nothing'] is None
+    inv = result['invocation']['module_args']
+    assert inv['client_id'] == '3MVGkey'
+    assert inv['client_secret'] == 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
+    assert inv['access_token'] is None and inv['verify_only'] is False
+    assert result['_ansible_parsed'] is True
+
+
+def test_eca_error_becomes_the_module_failure():
+    exc = EcaAuthError('the token endpoint refused client_credentials: invalid_client', error='invalid_client',
+                       description='invalid client credentials', status=400, auth_flow='client_credentials')
+    act = make_action(eca_token, BASE_ARGS, runner=Recorder(exc=exc))
+    result = act.run(task_vars={})
+    assert result['failed'] is True
+    assert result['msg'] == 'the token endpoint refused client_credentials: invalid_client'
+    assert result['error'] == 'invalid_client' and result['status'] == 400
+    assert result['error_type'] == 'EcaAuthError'
+    assert 'invocation' in result
+
+
+def test_bad_input_from_client_construction_fails_cleanly():
+    act = make_action(eca_token, dict(BASE_ARGS, instance_url='ftp://example.invalid'), runner=Recorder())
+    result = act.run(task_vars={})
+    assert result['failed'] is True
+    assert 'ftp://example.invalid' in result['msg']
+    assert result['error_type'] == EcaInputError.__name__
+
+
+def test_results_are_plain_json_types():
+    runner = Recorder({'changed': False, 'pair': ('a', 'b'), 'n': 3})
+    result = make_action(eca_token, BASE_ARGS, runner=runner).run(task_vars={})
+    assert result['pair'] == ['a', 'b'] and type(result['pair']) is list
