@@ -1,0 +1,455 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sfdc.eca contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""EcaClient: the Salesforce External Client App OAuth credential API on one requests.Session."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import re
+import traceback
+
+from ansible.module_utils.six.moves.urllib.parse import urlsplit, quote
+
+from ansible_collections.sfdc.eca.plugins.module_utils._errors import (
+    EcaAmbiguousWrite,
+    EcaApiError,
+    EcaAuthError,
+    EcaFeatureDisabledError,
+    EcaInputError,
+    EcaLimitExceededError,
+    EcaNotFoundError,
+    EcaTransportError,
+)
+from ansible_collections.sfdc.eca.plugins.module_utils._retry import RetryPolicy, parse_retry_after
+
+try:
+    import requests
+    from requests.packages.urllib3.exceptions import MaxRetryError, NewConnectionError, ConnectTimeoutError
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+except ImportError:
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = traceback.format_exc()
+
+API_VERSION_RE = re.compile(r'^[0-9]{2}\.[0-9]$')
+SETTING_NAME = ("'Allow access to External Client App consumer secrets via REST API' "
+                "(Setup > External Client App Settings; metadata ExternalClientAppSettings.enableClientSecretInRestApiAccess)")
+STAGED_STATE_ORDER = ('Active', 'Rotated', 'Expired')
+MAX_PAGES = 1000
+
+
+def check_url(value, option, allow_http=False):
+    """Validate an absolute base URL (scheme + host, no path beyond '/'); return it without a trailing slash."""
+    if not value or not isinstance(value, str):
+        raise EcaInputError('%s is required: the https URL of the org, e.g. https://mycompany.my.salesforce.com.' % option)
+    parts = urlsplit(value.strip())
+    allowed = ('https', 'http') if allow_http else ('https',)
+    if parts.scheme not in allowed:
+        if parts.scheme == 'http':
+            raise EcaInputError("%s '%s' uses http: use https (or set allow_http: true, only for local test servers)." % (option, value))
+        raise EcaInputError("%s '%s' is not an absolute https URL, e.g. https://mycompany.my.salesforce.com." % (option, value))
+    if not parts.hostname:
+        raise EcaInputError("%s '%s' has no host name, e.g. https://mycompany.my.salesforce.com." % (option, value))
+    if parts.username or parts.password:
+        raise EcaInputError("%s must not carry user information (user:password@); give credentials in their own options." % option)
+    if parts.query or parts.fragment:
+        raise EcaInputError("%s '%s' must not have a query or fragment: give only scheme and host." % (option, _shown(value)))
+    try:
+        parts.port
+    except ValueError:
+        raise EcaInputError("%s '%s' has an invalid port." % (option, value))
+    return '%s://%s' % (parts.scheme, parts.netloc), parts.path
+
+
+def check_instance_url(value, allow_http=False):
+    base, path = check_url(value, 'instance_url', allow_http)
+    if path not in ('', '/'):
+        raise EcaInputError("instance_url '%s' must not have a path ('%s'): give only scheme and host, e.g. %s." % (value, path, base))
+    return base
+
+
+def check_token_url(value, allow_http=False):
+    base, path = check_url(value, 'token_url', allow_http)
+    return base + path
+
+
+def check_api_version(value):
+    value = str(value).strip()
+    if value.lower().startswith('v'):
+        value = value[1:]
+    if not API_VERSION_RE.match(value):
+        raise EcaInputError("api_version '%s' is not of the form NN.N (for example 65.0)." % value)
+    return value
+
+
+def _shown(value):
+    return value.split('?', 1)[0]
+
+
+def _root_cause(exc):
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return reason
+
+
+def normalize_staged(item):
+    """A staged credential as snake_case (documented and flat variants)."""
+    if not isinstance(item, dict):
+        return None
+    result = {
+        'id': item.get('id'),
+        'key': item.get('key') or item.get('consumerKey'),
+        'state': item.get('state'),
+        'created_by': item.get('createdBy'),
+        'created_date': item.get('createdDate'),
+        'expiration_date': item.get('expirationDate'),
+    }
+    secret = item.get('secret') or item.get('consumerSecret')
+    if secret:
+        result['secret'] = secret
+    return result
+
+
+def staged_from_body(body):
+    """The one staged item of a GET/POST/PATCH body: wrapper {"stagedCredentials": [...]}, flat item, or list."""
+    if isinstance(body, dict) and 'stagedCredentials' in body:
+        items = body.get('stagedCredentials') or []
+    elif isinstance(body, list):
+        items = body
+    elif isinstance(body, dict) and (body.get('id') or body.get('key') or body.get('consumerKey')):
+        items = [body]
+    else:
+        items = []
+    normalized = [normalize_staged(i) for i in items if isinstance(i, dict)]
+    if not normalized:
+        return None
+    # The slot holds one credential; if an answer ever lists several, the live one matters most.
+    normalized.sort(key=lambda s: STAGED_STATE_ORDER.index(s['state']) if s['state'] in STAGED_STATE_ORDER else 9)
+    return normalized[0]
+
+
+def normalize_consumer(item):
+    return {
+        'id': item.get('id'),
+        'key': item.get('key'),
+        'name': item.get('name'),
+        'url': item.get('url'),
+        'staged_credentials_url': item.get('stagedCredentialsUrl') or item.get('stagedCredentialsURL'),
+    }
+
+
+class _Transient(Exception):
+    """A transport failure; ``sent`` says whether the request may have reached the server."""
+
+    def __init__(self, message, sent):
+        super(_Transient, self).__init__(message)
+        self.sent = sent
+
+
+class EcaClient:
+    """One org, one token, one session. Counts every HTTP request in ``api_calls``."""
+
+    def __init__(self, instance_url, auth, api_version='65.0', validate_certs=True, ca_path=None,
+                 timeout=30, retry=None, allow_http=False, session=None):
+        if not HAS_REQUESTS:
+            raise EcaInputError('The Python library requests is required on the host that runs the module.')
+        self.instance_url = check_instance_url(instance_url, allow_http)
+        self.api_version = check_api_version(api_version)
+        self.base_path = '/services/data/v%s' % self.api_version
+        self.auth = auth
+        self.allow_http = allow_http
+        if ca_path:
+            if not os.path.isfile(os.path.expanduser(ca_path)):
+                raise EcaInputError("ca_path '%s' does not exist or is not a file: give a PEM CA bundle." % ca_path)
+            self.verify = os.path.expanduser(ca_path)
+        else:
+            self.verify = bool(validate_certs)
+        try:
+            self.timeout = float(timeout)
+        except (TypeError, ValueError):
+            raise EcaInputError("timeout '%s' is not a number of seconds." % timeout)
+        if self.timeout <= 0:
+            raise EcaInputError("timeout must be more than 0 seconds, got %s." % timeout)
+        self.retry = retry or RetryPolicy()
+        self.session = session or requests.Session()
+        self.api_calls = 0
+        self.api_usage = None
+        self.token_info = None
+
+    # -- transport -------------------------------------------------------------------------------
+
+    def _host(self, url):
+        parts = urlsplit(url)
+        return parts.netloc
+
+    def _send(self, method, url, **kwargs):
+        self.api_calls += 1
+        host = self._host(url)
+        try:
+            return self.session.request(method, url, verify=self.verify, timeout=self.timeout,
+                                        allow_redirects=False, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise EcaTransportError(
+                'TLS verification of %s failed (%s). Set ca_path to the PEM bundle of the CA that signed the '
+                "server's certificate; validate_certs: false disables the check (test servers only)."
+                % (host, _tls_reason(exc)), host=host)
+        except requests.exceptions.ConnectTimeout:
+            raise _Transient('connecting to %s timed out after %ss' % (host, self.timeout), sent=False)
+        except requests.exceptions.ConnectionError as exc:
+            cause = _root_cause(exc)
+            if isinstance(cause, (NewConnectionError, ConnectTimeoutError)):
+                raise _Transient('cannot connect to %s (connection refused or host unreachable)' % host, sent=False)
+            raise _Transient('the connection to %s was reset or closed before an answer' % host, sent=True)
+        except requests.exceptions.Timeout:
+            raise _Transient('%s did not answer within %ss' % (host, self.timeout), sent=True)
+        except requests.exceptions.RequestException as exc:
+            raise EcaTransportError('request to %s failed: %s' % (host, type(exc).__name__), host=host)
+
+    def token_request(self, url, form, auth_flow):
+        """POST a form to the OAuth token endpoint (retried on 5xx/connection errors); return its JSON."""
+        host = self._host(url)
+        path = urlsplit(url).path
+        retry_number = 0
+        while True:
+            try:
+                resp = self._send('POST', url, data=form, headers={'Accept': 'application/json'})
+            except _Transient as exc:
+                if retry_number < self.retry.max_retries:
+                    self.retry.wait(retry_number)
+                    retry_number += 1
+                    continue
+                raise EcaTransportError('Token request failed: %s.' % exc, host=host)
+            if self.retry.retryable_status(resp.status_code) and retry_number < self.retry.max_retries:
+                self.retry.wait(retry_number, parse_retry_after(resp.headers.get('Retry-After')))
+                retry_number += 1
+                continue
+            body = _json_or_none(resp)
+            if resp.status_code == 200 and isinstance(body, dict) and body.get('access_token'):
+                return body
+            error = description = None
+            if isinstance(body, dict):
+                error = body.get('error')
+                description = body.get('error_description')
+            if resp.status_code == 200:
+                error = error or 'invalid_response'
+                description = description or 'the answer carried no access_token'
+            raise EcaAuthError(
+                'Authentication (%s) at %s%s was refused: HTTP %s %s: %s.'
+                % (auth_flow, host, path, resp.status_code, error or 'error', description or 'no description'),
+                error=error, description=description, status=resp.status_code, auth_flow=auth_flow)
+
+    def authenticate(self):
+        """Get this client's token (once); returns the token endpoint's answer."""
+        self.auth.validate()
+        self.token_info = self.auth.authenticate(self)
+        return self.token_info
+
+    def request_token(self, flow):
+        """Authenticate with another strategy (for example to verify a new key/secret) without using its token here."""
+        flow.validate()
+        return flow.authenticate(self)
+
+    @property
+    def token(self):
+        if self.token_info is None:
+            self.authenticate()
+        return self.token_info['access_token']
+
+    @property
+    def user_id(self):
+        """The authenticated user's id, from the token answer's identity URL (None when unknown)."""
+        identity = (self.token_info or {}).get('id') or ''
+        tail = identity.rstrip('/').rsplit('/', 1)[-1]
+        return tail if tail.startswith('005') else None
+
+    def check_token(self):
+        """Prove the token works with the cheapest call: one usage page of one app."""
+        self._request('GET', '/apps/oauth/usage', params={'pageSize': 1})
+
+    def _url(self, path):
+        if path.startswith('http://') or path.startswith('https://'):
+            # Paging URLs are followed on our own host only: the token never leaves the org's URL.
+            parts = urlsplit(path)
+            path = parts.path + ('?' + parts.query if parts.query else '')
+        if path.startswith('/services/'):
+            return self.instance_url + path
+        return self.instance_url + self.base_path + path
+
+    def _request(self, method, path, params=None, json_body=None):
+        url = self._url(path)
+        shown_path = urlsplit(url).path
+        write = self.retry.is_write(method)
+        renewed = False
+        retry_number = 0
+        while True:
+            headers = {'Authorization': 'Bearer %s' % self.token, 'Accept': 'application/json'}
+            kwargs = {'headers': headers}
+            if params:
+                kwargs['params'] = params
+            if json_body is not None:
+                kwargs['json'] = json_body
+            try:
+                resp = self._send(method, url, **kwargs)
+            except _Transient as exc:
+                if (not write or not exc.sent) and retry_number < self.retry.max_retries:
+                    self.retry.wait(retry_number)
+                    retry_number += 1
+                    continue
+                if write and exc.sent:
+                    raise EcaAmbiguousWrite('%s %s: %s; the write may or may not have happened.' % (method, shown_path, exc),
+                                            method=method, path=shown_path, cause=str(exc))
+                raise EcaTransportError('%s %s failed: %s (after %d attempts).' % (method, shown_path, exc, retry_number + 1),
+                                        host=self._host(url))
+            usage = resp.headers.get('Sforce-Limit-Info')
+            if usage:
+                self.api_usage = usage.replace('api-usage=', '')
+            status = resp.status_code
+            if status == 401 and not renewed and self.auth.can_renew:
+                renewed = True
+                self.authenticate()
+                continue
+            if self.retry.retryable_status(status):
+                retry_after = parse_retry_after(resp.headers.get('Retry-After'))
+                # A write answered 5xx may have been applied; 429 means it was refused unprocessed.
+                if (not write or status == 429) and retry_number < self.retry.max_retries:
+                    self.retry.wait(retry_number, retry_after)
+                    retry_number += 1
+                    continue
+                if write and status != 429:
+                    error = self._api_error(method, shown_path, resp)
+                    ambiguous = EcaAmbiguousWrite('%s; the write may or may not have happened.' % error,
+                                                  method=method, path=shown_path, cause=str(error))
+                    ambiguous.retry_after = retry_after
+                    raise ambiguous
+                raise self._api_error(method, shown_path, resp, attempts=retry_number + 1)
+            if status >= 300:
+                raise self._api_error(method, shown_path, resp)
+            if status == 204 or not resp.content:
+                return None
+            body = _json_or_none(resp)
+            if body is None:
+                if not write and retry_number < self.retry.max_retries:
+                    self.retry.wait(retry_number)
+                    retry_number += 1
+                    continue
+                message = '%s %s answered HTTP %s with a body that is not valid JSON' % (method, shown_path, status)
+                if write:
+                    raise EcaAmbiguousWrite(message + '; the write may or may not have happened.', method=method,
+                                            path=shown_path, cause=message)
+                raise EcaApiError(message + '.', status=status, method=method, path=shown_path)
+            return body
+
+    def _api_error(self, method, path, resp, attempts=1):
+        status = resp.status_code
+        body = _json_or_none(resp)
+        item = {}
+        if isinstance(body, list) and body and isinstance(body[0], dict):
+            item = body[0]
+        elif isinstance(body, dict):
+            item = body
+        code = item.get('errorCode') or item.get('error')
+        api_message = item.get('message') or item.get('error_description')
+        if api_message is None and body is None:
+            api_message = (resp.text or '').strip()[:200] or None
+        where = '%s %s' % (method, path)
+        detail = 'HTTP %s%s%s' % (status, ' ' + code if code else '', ': ' + api_message if api_message else '')
+        fields = dict(status=status, error_code=code, api_message=api_message, method=method, path=path)
+        if code == 'REQUEST_LIMIT_EXCEEDED':
+            return EcaLimitExceededError(
+                "The org's daily API request limit is spent (%s answered %s). Retrying will not help: "
+                'wait until the 24-hour usage falls below the limit, or ask Salesforce to raise it.' % (where, detail), **fields)
+        if api_message and 'not enabled' in api_message.lower():
+            return EcaFeatureDisabledError(
+                '%s failed: %s. Turn on %s in the org, and give the calling user the permissions '
+                "'External Client App Developer' and 'View Client Secret'." % (where, detail, SETTING_NAME), **fields)
+        if status == 404:
+            return EcaNotFoundError('%s failed: %s.' % (where, detail), **fields)
+        if status == 401:
+            hint = ('the given access_token is invalid or expired: get a fresh one (sfdc.eca.eca_token) or use a renewable flow'
+                    if not self.auth.can_renew else 'the token was refused even after renewing it once')
+            return EcaApiError('%s failed: %s; %s.' % (where, detail, hint), **fields)
+        if status == 403:
+            return EcaApiError(
+                "%s failed: %s. The calling user needs the permissions 'External Client App Developer' and "
+                "'View Client Secret'." % (where, detail), **fields)
+        if attempts > 1:
+            detail += ' (after %d attempts)' % attempts
+        return EcaApiError('%s failed: %s.' % (where, detail), **fields)
+
+    def _paged(self, path, key):
+        items = []
+        seen = set()
+        url = path
+        while url and url not in seen and len(seen) < MAX_PAGES:
+            seen.add(url)
+            body = self._request('GET', url) or {}
+            page = body.get(key) or []
+            items.extend(page)
+            if not page:
+                break
+            url = body.get('nextPageUrl')
+        return items
+
+    # -- API -------------------------------------------------------------------------------------
+
+    def list_apps(self):
+        return [{'identifier': a.get('identifier'), 'developer_name': a.get('developerName'), 'label': a.get('label')}
+                for a in self._paged('/apps/oauth/usage', 'apps')]
+
+    def _consumer_path(self, app_id, consumer_id):
+        return '/apps/oauth/credentials/%s/%s' % (quote(app_id, safe=''), quote(consumer_id, safe=''))
+
+    def list_consumers(self, app_id):
+        path = '/apps/oauth/credentials/%s' % quote(app_id, safe='')
+        return [normalize_consumer(c) for c in self._paged(path, 'consumers')]
+
+    def get_main(self, app_id, consumer_id, part='key'):
+        body = self._request('GET', self._consumer_path(app_id, consumer_id), params={'part': part}) or {}
+        result = {'id': body.get('id') or consumer_id, 'key': body.get('key')}
+        if body.get('secret'):
+            result['secret'] = body['secret']
+        return result
+
+    def get_staged(self, app_id, consumer_id):
+        try:
+            body = self._request('GET', self._consumer_path(app_id, consumer_id) + '/staged')
+        except EcaNotFoundError:
+            return None
+        return staged_from_body(body)
+
+    def stage(self, app_id, consumer_id):
+        # An empty POST body made the connection hang for one client; {} is accepted.
+        body = self._request('POST', self._consumer_path(app_id, consumer_id) + '/staged', json_body={})
+        return staged_from_body(body)
+
+    def rotate(self, app_id, consumer_id, staged_id):
+        path = '%s/staged/%s' % (self._consumer_path(app_id, consumer_id), quote(staged_id, safe=''))
+        return staged_from_body(self._request('PATCH', path, json_body={'command': 'rotate'}))
+
+    def delete_staged(self, app_id, consumer_id, staged_id):
+        path = '%s/staged/%s' % (self._consumer_path(app_id, consumer_id), quote(staged_id, safe=''))
+        try:
+            self._request('DELETE', path)
+        except EcaNotFoundError:
+            return False
+        return True
+
+
+def _json_or_none(resp):
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def _tls_reason(exc):
+    text = str(exc)
+    for marker in ('CERTIFICATE_VERIFY_FAILED', 'certificate verify failed', 'hostname mismatch', 'self-signed', 'WRONG_VERSION_NUMBER'):
+        if marker in text:
+            start = text.find(marker)
+            return text[start:start + 80].split(')')[0].split("'")[0]
+    return 'certificate not trusted'
