@@ -241,9 +241,17 @@ for s in "${SELECTED[@]}"; do
     echo "stage $s: ${RESULT[$s]} (exit $rc, ${TIME[$s]} s)"
 done
 
+# What broke: the error lines of a failed stage's log (pytest, ansible-test, ansible), else its tail.
+BROKE_RE='^(ERROR|FATAL|FAILED|FAIL)[: ]|^E +[A-Za-z]|fatal: \[|^[a-z-]+\[[a-z-]+\]: |^[^ ].*(Error|Exception): '
 for s in "${failed_stages[@]}"; do
-    sfdc_banner "what broke in stage $s (last 40 lines of .tmp/test-logs/$s.log)"
-    tail -n 40 "$LOGDIR/$s.log"
+    log="$LOGDIR/$s.log"
+    if grep -qE "$BROKE_RE" "$log"; then
+        sfdc_banner "what broke in stage $s (error lines of .tmp/test-logs/$s.log)"
+        grep -E "$BROKE_RE" "$log" | grep -v '^FATAL: Command ' | head -n 60
+    else
+        sfdc_banner "what broke in stage $s (last 40 lines of .tmp/test-logs/$s.log)"
+        tail -n 40 "$log"
+    fi
 done
 
 sfdc_banner "summary"
