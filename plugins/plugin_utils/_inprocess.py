@@ -170,21 +170,35 @@ class EcaInProcessAction(ActionBase):
                 dict(skipped=True, msg='remote module (%s) does not support check mode' % name),
                 params, no_log_values)
 
-        return self._finish(self._call_runner(params, check_mode, diff), params, no_log_values)
+        return self._finish(self._call_runner(params, check_mode, diff, no_log_values), params, no_log_values)
 
-    def _call_runner(self, params: dict[str, t.Any], check_mode: bool, diff: bool) -> dict[str, t.Any]:
-        """Build the client and run the operation; an EcaError becomes the module's failure."""
+    def _call_runner(self, params: dict[str, t.Any], check_mode: bool, diff: bool,
+                     no_log_values: set[str]) -> dict[str, t.Any]:
+        """module_utils._common.execute without AnsibleModule: EcaError becomes the module's failure."""
         # Imported here: they pull in requests, which the module path never needs on the controller.
+        from ansible.module_utils.basic import missing_required_lib
+        from ansible.module_utils.common.warnings import warn
+        from ansible_collections.sfdc.eca.plugins.module_utils._client import HAS_REQUESTS
         from ansible_collections.sfdc.eca.plugins.module_utils._common import build_client
         from ansible_collections.sfdc.eca.plugins.module_utils._errors import EcaError
 
+        if not HAS_REQUESTS:
+            return dict(failed=True, msg=missing_required_lib('requests'))
+        client = None
         try:
             client = build_client(params)
-            return self._runner()(client, params, check_mode=check_mode, diff=diff)
+            result = self._runner()(client, params, check_mode=check_mode, diff=diff)
         except EcaError as exc:
-            result = dict(exc.to_result())
+            result = exc.to_result()
+            if client is not None:
+                result['api_calls'] = client.api_calls
             result.update(failed=True, msg=str(exc))
             return result
+        # On the controller warn() goes to the display, whose capture puts it in the task result,
+        # where the module's warnings end up too; mask them as the module's result would be.
+        for warning in result.pop('warnings', []):
+            warn(remove_values(warning, no_log_values))
+        return result
 
     @staticmethod
     def _finish(result: dict[str, t.Any], params: dict[str, t.Any], no_log_values: set[str]) -> dict[str, t.Any]:
