@@ -33,6 +33,7 @@ EOF
 --keep          keep the temporary collection copy (its path is printed)
 -- ARGS         extra arguments for the pytest stages (e.g. -- -k rotate -x)
 Environment:    SFDC_TEST_XDIST=0 runs pytest without -n auto.
+                SANITY_ARGS="--test pylint" / INTEGRATION_ARGS="eca_token -v": extra ansible-test arguments.
 Logs:           .tmp/test-logs/<stage>.log; ansible-test output: .tmp/test-output/
 EOF
 }
@@ -156,7 +157,8 @@ EOF
     else
         echo "pip bootstrap: using the existing $cache"
     fi
-    (cd "$COLL" && ansible-test sanity --venv --python 3.11 --color no)
+    # shellcheck disable=SC2086
+    (cd "$COLL" && ansible-test sanity --venv --python 3.11 --color no ${SANITY_ARGS:-})
 }
 
 # Write tests/integration/integration_config.yml in the copy from the simulator's state file.
@@ -179,7 +181,8 @@ stage_integration() {
     write_integration_config "$state" || { echo "FAIL: could not write integration_config.yml"; return 1; }
 
     sfdc_banner "integration 1/2: default (in-process action plugins)"
-    (cd "$COLL" && ansible-test integration --local --python 3.11 --color no)
+    # shellcheck disable=SC2086
+    (cd "$COLL" && ansible-test integration --local --python 3.11 --color no ${INTEGRATION_ARGS:-})
     rc1=$?
 
     # ansible-test passes only a fixed set of environment variables to ansible-playbook; the
@@ -189,7 +192,8 @@ stage_integration() {
         if [ -f "$f/aliases" ]; then cp "$f/aliases" "$f/aliases.orig"; else touch "$f/aliases.new"; fi
         printf '\nenv/set/SFDC_ECA_IN_PROCESS/false\n' >> "$f/aliases"
     done
-    (cd "$COLL" && SFDC_ECA_IN_PROCESS=false ansible-test integration --local --python 3.11 --color no)
+    # shellcheck disable=SC2086
+    (cd "$COLL" && SFDC_ECA_IN_PROCESS=false ansible-test integration --local --python 3.11 --color no ${INTEGRATION_ARGS:-})
     rc2=$?
     for f in "$COLL"/tests/integration/targets/*/; do
         if [ -f "$f/aliases.orig" ]; then mv "$f/aliases.orig" "$f/aliases"; fi
