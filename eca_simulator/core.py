@@ -1,0 +1,613 @@
+"""The Simulator: many orgs, one process, one port per org, plus a loopback control port."""
+
+import copy
+import shutil
+import ssl
+import tempfile
+import threading
+import time
+
+from . import api, ids, seed as seedmod, tlsgen
+from .clock import SimClock, iso
+from .control import ControlApi
+from .model import ACTIVE, ROTATED, RefreshToken, Token
+from .server import HttpServer, Response
+
+VARIANTS = {
+    "post_over_rotated": ("reject", "replace"),
+    "empty_staged": ("empty_list", "not_found"),
+    "post_body": ("wrapper", "flat"),
+    "staged_url_spelling": ("Url", "URL"),
+    "staged_id_on_rotate": ("keep", "new"),
+    "refresh_token_rotation": ("off", "on"),
+}
+DEFAULT_VARIANTS = {k: v[0] for k, v in VARIANTS.items()}
+
+FAULT_KINDS = ("latency", "invalid_session", "limit_exceeded", "unavailable", "server_error", "malformed_json",
+               "reset", "feature_disabled", "crash_after_write")
+ENDPOINTS = ("usage", "credentials", "consumer", "staged", "staged_item", "token")
+REST_ENDPOINTS = ENDPOINTS[:-1]
+WRITE_METHODS = ("POST", "PATCH", "DELETE")
+CONTROL = "_control"
+
+
+def validate_variant(name, value):
+    if name not in VARIANTS:
+        raise ValueError("unknown variant %r; known: %s" % (name, ", ".join(VARIANTS)))
+    if name == "refresh_token_rotation" and isinstance(value, bool):
+        value = "on" if value else "off"
+    if value not in VARIANTS[name]:
+        raise ValueError("variant %s=%r is not allowed; use one of: %s" % (name, value, ", ".join(VARIANTS[name])))
+    return value
+
+
+class Simulator:
+    """Salesforce ECA credential API simulator. See docs/simulator.md."""
+
+    def __init__(self, seed=None, tls=True, variants=None, port_base=None, control_port=0, workers=96):
+        self.tls = bool(tls)
+        self.clock = SimClock()
+        self._lock = threading.RLock()
+        self._log_lock = threading.Lock()
+        self._port_base = port_base
+        self._control_port = control_port
+        self._workers = workers
+        self._variants = dict(DEFAULT_VARIANTS)
+        seed_dict = seedmod.load_seed(seed)
+        for k, v in (seed_dict.get("variants") or {}).items():
+            self._variants[k] = validate_variant(k, v)
+        for k, v in (variants or {}).items():
+            self._variants[k] = validate_variant(k, v)
+        self._initial_variants = dict(self._variants)
+        self._secrets = set()
+        self._data = {}
+        now = self.clock.time()
+        for entry in seedmod.org_entries(seed_dict):
+            org = seedmod.build_org(entry, now, validate_variant)
+            self._data[org.name] = org
+            self._remember_org(org)
+        self._snapshot = None
+        self._faults = []
+        self._fault_seq = 0
+        self._log = []
+        self._server = None
+        self._tmpdir = None
+        self.ca_path = None
+        self.control_url = None
+        self._ports = {}
+        self._urls = {}
+        self.orgs = {name: Org(self, name) for name in self._data}
+        self._rest = api.RestApi(self)
+        self._token = api.TokenEndpoint(self)
+        self._control = ControlApi(self)
+
+    # -- life cycle -------------------------------------------------------------
+    def start(self):
+        if self._server is not None:
+            raise RuntimeError("simulator already started")
+        ctx = None
+        self._tmpdir = tempfile.mkdtemp(prefix="eca-sim-")
+        if self.tls:
+            self.ca_path, cert, key = tlsgen.generate(self._tmpdir)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ctx.load_cert_chain(cert, key)
+        self._server = HttpServer(self._handle, ctx, workers=self._workers)
+        scheme = "https" if self.tls else "http"
+        try:
+            for i, name in enumerate(self._data):
+                port = self._port_base + i if self._port_base else 0
+                lst = self._server.listen(port, tag=name, tls=self.tls)
+                self._ports[name] = lst.port
+                self._urls[name] = "%s://127.0.0.1:%d" % (scheme, lst.port)
+            ctl = self._server.listen(self._control_port or 0, tag=CONTROL, tls=False)
+        except OSError:
+            self._server.stop()
+            self._server = None
+            raise
+        self.control_url = "http://127.0.0.1:%d" % ctl.port
+        with self._lock:
+            self._snapshot = copy.deepcopy(self._data)
+        self._server.start()
+        return self
+
+    def stop(self):
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def reset(self):
+        """Back to the seeded state: same orgs, ports and credentials; no tokens, faults, log; clock at now."""
+        with self._lock:
+            if self._snapshot is None:
+                self._snapshot = copy.deepcopy(self._data)
+            self._data = copy.deepcopy(self._snapshot)
+            self._variants = dict(self._initial_variants)
+            self._faults = []
+            self.clock.reset()
+        self.reset_log()
+
+    # -- accessors ----------------------------------------------------------------
+    def org(self, name):
+        try:
+            return self.orgs[name]
+        except KeyError:
+            names = list(self.orgs)
+            raise KeyError("no org %r in the simulator; orgs: %s%s" % (name, ", ".join(names[:10]),
+                                                                        " ..." if len(names) > 10 else "")) from None
+
+    def _org_data(self, name):
+        self.org(name)
+        return self._data[name]
+
+    def variant(self, orgdata, name):
+        return orgdata.variants.get(name, self._variants[name])
+
+    def variants(self, org=None):
+        with self._lock:
+            if org is None:
+                return dict(self._variants)
+            data = self._org_data(org)
+            return {k: self.variant(data, k) for k in VARIANTS}
+
+    def set_variants(self, org=None, **kw):
+        """Set behaviour switches globally (org=None) or for one org (value None clears an org override)."""
+        with self._lock:
+            checked = {}
+            for k, v in kw.items():
+                checked[k] = None if (v is None and org is not None) else validate_variant(k, v)
+            if org is None:
+                self._variants.update(checked)
+            else:
+                data = self._org_data(org)
+                for k, v in checked.items():
+                    if v is None:
+                        data.variants.pop(k, None)
+                    else:
+                        data.variants[k] = v
+        return self.variants(org)
+
+    def configure_org(self, org, rest_secret_access=None, api_limit=None, api_usage=None, token_lifetime=None):
+        """Org settings: the 'consumer secrets via REST API' switch, daily API limit and usage, token lifetime (s)."""
+        with self._lock:
+            data = self._org_data(org)
+            if rest_secret_access is not None:
+                data.rest_secret_access = bool(rest_secret_access)
+            if api_limit is not None:
+                data.api_limit = int(api_limit)
+            if api_usage is not None:
+                data.api_usage = int(api_usage)
+                data.api_day = int(self.clock.time() // 86400)
+            if token_lifetime is not None:
+                data.token_lifetime = float(token_lifetime)
+            return self._settings(data)
+
+    @staticmethod
+    def _settings(data):
+        return {"rest_secret_access": data.rest_secret_access, "api_limit": data.api_limit,
+                "api_usage": data.api_usage, "token_lifetime": data.token_lifetime}
+
+    # -- credentials helpers ------------------------------------------------------
+    def authenticates(self, org, key, secret):
+        """Would client_credentials with this key+secret succeed now?"""
+        with self._lock:
+            data = self._org_data(org)
+            now = self.clock.time()
+            cons = data.consumer_by_key(key, now)
+            if cons is None or cons.secret_for_key(key, now) != secret or "client_credentials" not in cons.flows:
+                return False
+            user = data.users.get(cons.run_as)
+            return bool(user and user.active)
+
+    def _consumer_for(self, data, client_id):
+        now = self.clock.time()
+        cons = data.admin_consumer if client_id is None else data.consumer_by_key(client_id, now)
+        if cons is None:
+            raise ValueError("client_id %r is not a valid consumer key in org %s" % (client_id, data.name))
+        return cons
+
+    def _user_for(self, data, username, cons):
+        user = data.users.get(username or cons.run_as)
+        if user is None:
+            raise ValueError("no user %r in org %s; users: %s" % (username, data.name, ", ".join(data.users)))
+        return user
+
+    def issue_refresh_token(self, org, client_id=None, username=None):
+        """A refresh token for the consumer whose key is client_id (default: the admin ECA)."""
+        with self._lock:
+            data = self._org_data(org)
+            cons = self._consumer_for(data, client_id)
+            user = self._user_for(data, username, cons)
+            rt = ids.new_refresh_token()
+            data.refresh_tokens[rt] = RefreshToken(cons, user, self.clock.time())
+            self._remember(rt)
+            return rt
+
+    def issue_access_token(self, org, client_id=None, username=None):
+        """An access token as if some flow had run (default: admin ECA as the admin user)."""
+        with self._lock:
+            data = self._org_data(org)
+            cons = self._consumer_for(data, client_id)
+            user = self._user_for(data, username, cons)
+            tok = ids.new_access_token(data.org_id)
+            now = self.clock.time()
+            data.tokens[tok] = Token(cons, user, now, now + data.token_lifetime, "issued")
+            self._remember(tok)
+            return tok
+
+    def revoke_tokens(self, org, refresh=True):
+        with self._lock:
+            data = self._org_data(org)
+            data.tokens.clear()
+            if refresh:
+                data.refresh_tokens.clear()
+
+    def register_certificate(self, org, app, consumer, pem):
+        """Register a PEM certificate or public key for JWT bearer on a consumer."""
+        if isinstance(pem, bytes):
+            pem = pem.decode()
+        api.load_public_key(pem)  # fail now on garbage
+        with self._lock:
+            self.org(org).app(app).consumer(consumer)._data().cert_pem = pem
+
+    # -- faults --------------------------------------------------------------------
+    def add_fault(self, org, kind, method="*", endpoint="*", times=1, **kw):
+        """Inject a fault on the next `times` matching requests (times=None: until cleared).
+
+        endpoint "*" matches every REST endpoint (not "token"); "all" matches REST and token."""
+        if kind not in FAULT_KINDS:
+            raise ValueError("unknown fault kind %r; known: %s" % (kind, ", ".join(FAULT_KINDS)))
+        if endpoint not in ENDPOINTS + ("*", "all"):
+            raise ValueError("unknown endpoint %r; use one of: %s, *, all" % (endpoint, ", ".join(ENDPOINTS)))
+        method = method.upper()
+        if method not in ("*", "GET", "POST", "PATCH", "DELETE"):
+            raise ValueError("method %r must be *, GET, POST, PATCH or DELETE" % method)
+        if org not in ("*", None):
+            self.org(org)
+        if times is not None and (not isinstance(times, int) or times < 1):
+            raise ValueError("times must be a positive integer or None (always), got %r" % (times,))
+        allowed = {"latency": {"seconds"}, "unavailable": {"retry_after"}}.get(kind, set())
+        extra = set(kw) - allowed
+        if extra:
+            raise ValueError("fault %s takes no option(s) %s%s" % (kind, ", ".join(sorted(extra)),
+                                                                   "; allowed: " + ", ".join(allowed) if allowed else ""))
+        if kind == "latency" and not isinstance(kw.get("seconds"), (int, float)):
+            raise ValueError("fault latency needs seconds=<number>")
+        with self._lock:
+            self._fault_seq += 1
+            fault = {"id": self._fault_seq, "org": org or "*", "kind": kind, "method": method, "endpoint": endpoint,
+                     "times": times, "hits": 0, **kw}
+            self._faults.append(fault)
+            return dict(fault)
+
+    def faults(self):
+        with self._lock:
+            return [dict(f) for f in self._faults]
+
+    def clear_faults(self, org=None):
+        with self._lock:
+            self._faults = [f for f in self._faults if org is not None and f["org"] != org]
+
+    def _take_faults(self, org, endpoint, method):
+        """(latency fault or None, other fault or None); consumes one use of each."""
+        lat = main = None
+        with self._lock:
+            for f in self._faults:
+                if f["org"] not in ("*", org) or f["method"] not in ("*", method):
+                    continue
+                if f["endpoint"] == "*":
+                    if endpoint not in REST_ENDPOINTS:
+                        continue
+                elif f["endpoint"] != "all" and f["endpoint"] != endpoint:
+                    continue
+                if f["kind"] == "latency":
+                    if lat is None:
+                        lat = f
+                elif main is None:
+                    main = f
+            for f in (lat, main):
+                if f is not None:
+                    f["hits"] += 1
+                    if f["times"] is not None:
+                        f["times"] -= 1
+                        if f["times"] <= 0:
+                            self._faults.remove(f)
+        return lat, main
+
+    # -- request log -----------------------------------------------------------------
+    def requests(self, org=None):
+        with self._log_lock:
+            return [dict(e) for e in self._log if org is None or e["org"] == org]
+
+    def counts(self, org=None):
+        out = {}
+        for e in self.requests(org):
+            k = "%s %s" % (e["method"], e["endpoint"])
+            out[k] = out.get(k, 0) + 1
+        return out
+
+    def write_count(self, org=None):
+        return sum(1 for e in self.requests(org)
+                   if e["method"] in WRITE_METHODS and e["path"].startswith("/services/data/"))
+
+    def reset_log(self):
+        with self._log_lock:
+            self._log = []
+
+    # -- secrets ---------------------------------------------------------------------
+    def _remember(self, value):
+        if value:
+            with self._log_lock:
+                self._secrets.add(value)
+
+    def _remember_org(self, org):
+        for cons in org.all_consumers():
+            self._remember(cons.main_secret)
+            if cons.staged:
+                self._remember(cons.staged.secret)
+            if cons.private_key_pem:
+                self._remember(cons.private_key_pem)
+                body = [ln for ln in cons.private_key_pem.splitlines() if ln and not ln.startswith("-----")]
+                for ln in body[1:3]:
+                    self._remember(ln)
+
+    def secrets(self):
+        """Every client secret, token and private key issued, plus every secret presented to the token endpoint.
+
+        Consumer keys are not secrets and are not included."""
+        with self._log_lock:
+            return set(self._secrets)
+
+    # -- state views -------------------------------------------------------------------
+    def state(self):
+        """What a test harness needs: orgs with URLs and admin credentials, ca_path, control_url."""
+        with self._lock:
+            orgs = {}
+            for name, data in self._data.items():
+                orgs[name] = {"instance_url": self._urls.get(name), "org_id": data.org_id,
+                              "admin": self.orgs[name].admin}
+                if data.admin_consumer.private_key_pem:
+                    orgs[name]["admin"]["private_key"] = data.admin_consumer.private_key_pem
+            return {"orgs": orgs, "ca_path": self.ca_path, "control_url": self.control_url, "tls": self.tls,
+                    "variants": dict(self._variants)}
+
+    def org_state(self, org):
+        """Full state of one org (secrets included) for assertions."""
+        with self._lock:
+            data = self._org_data(org)
+            now = self.clock.time()
+            apps = []
+            for app in data.apps:
+                cons = []
+                for c in app.consumers:
+                    st = c.slot(now)
+                    cons.append({"id": c.id, "name": c.name, "main": {"key": c.main_key, "secret": c.main_secret},
+                                 "staged": _staged_dict(st), "flows": list(c.flows), "run_as": c.run_as,
+                                 "jwt_certificate": bool(c.cert_pem),
+                                 "private_key": c.private_key_pem})
+                apps.append({"id": app.id, "developer_name": app.developer_name, "label": app.label,
+                             "listed": app.listed, "admin": app is data.admin_consumer.app, "consumers": cons})
+            return {"name": data.name, "org_id": data.org_id, "instance_url": self._urls.get(org),
+                    "admin": self.orgs[org].admin, "settings": self._settings(data),
+                    "variants": {k: self.variant(data, k) for k in VARIANTS},
+                    "users": [{"id": u.id, "username": u.username, "eca_developer": u.eca_developer,
+                               "view_client_secret": u.view_client_secret, "active": u.active}
+                              for u in data.users.values()],
+                    "apps": apps, "tokens": len(data.tokens), "refresh_tokens": len(data.refresh_tokens),
+                    "now": iso(now)}
+
+    # -- dispatch ------------------------------------------------------------------------
+    def _handle(self, req):
+        tag = req.listener.tag
+        if tag == CONTROL:
+            return self._control.handle(req)
+        endpoint, version, groups = api.classify(req.path)
+        lat, fault = self._take_faults(tag, endpoint, req.method)
+        if lat is not None:
+            time.sleep(lat["seconds"])
+        kind = fault["kind"] if fault else None
+        if kind == "reset":
+            resp = Response(reset=True)
+        else:
+            resp = api.fault_response(kind, fault, endpoint) if fault else None
+            if resp is None:
+                resp = self._dispatch(tag, req, endpoint, version, groups)
+            if kind == "crash_after_write":
+                resp = Response(reset=True)
+            elif kind == "malformed_json":
+                resp = api.corrupt(resp)
+        if endpoint in REST_ENDPOINTS or endpoint == "rest_other":
+            data = self._data[tag]
+            resp.headers.append(("Sforce-Limit-Info", "api-usage=%d/%d" % (data.api_usage, data.api_limit)))
+        entry = {"org": tag, "method": req.method, "endpoint": endpoint, "path": req.path,
+                 "query": req.query if endpoint != "token" else "", "status": 0 if resp.reset else resp.status,
+                 "fault": kind, "time": self.clock.time()}
+        with self._log_lock:
+            self._log.append(entry)
+        return resp
+
+    def _dispatch(self, tag, req, endpoint, version, groups):
+        with self._lock:
+            data = self._data[tag]
+            if endpoint == "token":
+                return self._token.handle(data, req, self._urls[tag])
+            if endpoint == "other":
+                return api.rest_error(404, "NOT_FOUND", api.NOT_FOUND_MSG)
+            return self._rest.handle(data, req, endpoint, version, groups)
+
+
+def _staged_dict(st):
+    if st is None:
+        return None
+    return {"id": st.id, "key": st.key, "secret": st.secret, "state": st.state, "created_by": st.created_by,
+            "created_date": iso(st.created), "expiration_date": iso(st.expires)}
+
+
+class Org:
+    """Public view of one org; stays valid across `sim.reset()`."""
+
+    def __init__(self, sim, name):
+        self._sim = sim
+        self.name = name
+
+    def _data(self):
+        return self._sim._data[self.name]
+
+    @property
+    def instance_url(self):
+        return self._sim._urls.get(self.name)
+
+    @property
+    def port(self):
+        return self._sim._ports.get(self.name)
+
+    @property
+    def org_id(self):
+        return self._data().org_id
+
+    @property
+    def admin(self):
+        """The org's admin ECA (client_credentials as an admin user): current client_id/secret and username."""
+        with self._sim._lock:
+            d = self._data()
+            return {"client_id": d.admin_consumer.main_key, "client_secret": d.admin_consumer.main_secret,
+                    "username": d.admin_user.username}
+
+    @property
+    def admin_app(self):
+        return App(self._sim, self.name, self._data().admin_consumer.app.id)
+
+    @property
+    def api_usage(self):
+        return self._data().api_usage
+
+    @property
+    def apps(self):
+        return [App(self._sim, self.name, a.id) for a in self._data().apps]
+
+    def app(self, name_or_id):
+        with self._sim._lock:
+            d = self._data()
+            key = ids.id15(name_or_id)
+            for a in d.apps:
+                if a.developer_name == name_or_id or (key and a.id[:15] == key):
+                    return App(self._sim, self.name, a.id)
+            raise KeyError("no app %r in org %s; apps: %s" % (name_or_id, self.name,
+                                                               ", ".join(a.developer_name for a in d.apps)))
+
+    def state(self):
+        return self._sim.org_state(self.name)
+
+    def __repr__(self):
+        return "<Org %s %s>" % (self.name, self.instance_url)
+
+
+class App:
+    def __init__(self, sim, org, app_id):
+        self._sim = sim
+        self._org = org
+        self.id = app_id
+
+    def _data(self):
+        d = self._sim._data[self._org].find_app(self.id)
+        if d is None:
+            raise KeyError("app %s is gone from org %s" % (self.id, self._org))
+        return d
+
+    @property
+    def developer_name(self):
+        return self._data().developer_name
+
+    @property
+    def label(self):
+        return self._data().label
+
+    @property
+    def consumers(self):
+        return [Consumer(self._sim, self._org, self.id, c.id) for c in self._data().consumers]
+
+    def consumer(self, name_or_id=None):
+        """A consumer by name or id; with no argument, the only/first consumer."""
+        with self._sim._lock:
+            cs = self._data().consumers
+            if name_or_id is None:
+                return Consumer(self._sim, self._org, self.id, cs[0].id)
+            key = ids.id15(name_or_id)
+            for c in cs:
+                if c.name == name_or_id or (key and c.id[:15] == key):
+                    return Consumer(self._sim, self._org, self.id, c.id)
+            raise KeyError("no consumer %r in app %s; consumers: %s" % (name_or_id, self.developer_name,
+                                                                         ", ".join(c.name for c in cs)))
+
+    def __repr__(self):
+        return "<App %s %s>" % (self.id, self.developer_name)
+
+
+class Consumer:
+    def __init__(self, sim, org, app_id, consumer_id):
+        self._sim = sim
+        self._org = org
+        self._app = app_id
+        self.id = consumer_id
+
+    def _data(self):
+        app = self._sim._data[self._org].find_app(self._app)
+        for c in (app.consumers if app else ()):
+            if c.id == self.id:
+                return c
+        raise KeyError("consumer %s is gone from org %s" % (self.id, self._org))
+
+    @property
+    def name(self):
+        return self._data().name
+
+    @property
+    def main(self):
+        with self._sim._lock:
+            c = self._data()
+            return {"key": c.main_key, "secret": c.main_secret}
+
+    @property
+    def staged(self):
+        with self._sim._lock:
+            return _staged_dict(self._data().slot(self._sim.clock.time()))
+
+    @property
+    def valid_keys(self):
+        """Keys that authenticate now (main, Active staged, Rotated in grace)."""
+        with self._sim._lock:
+            return [k for _, k, _ in self._data().valid_pairs(self._sim.clock.time())]
+
+    @property
+    def private_key_pem(self):
+        return self._data().private_key_pem
+
+    def register_certificate(self, pem):
+        self._sim.register_certificate(self._org, self._app, self.id, pem)
+
+    def set_staged(self, state=ACTIVE, age_days=None):
+        """Put a staged credential in the slot directly (test set-up); returns it."""
+        spec = {"state": state}
+        if age_days is not None:
+            spec["age_days"] = age_days
+        with self._sim._lock:
+            c = self._data()
+            c.staged = seedmod._staged(spec, self._sim.clock.time(), self._sim._data[self._org].admin_user.username,
+                                       "set_staged")
+            self._sim._remember(c.staged.secret)
+        return self.staged
+
+    def __repr__(self):
+        return "<Consumer %s %s>" % (self.id, self.name)
+
+
+__all__ = ["Simulator", "VARIANTS", "FAULT_KINDS", "ENDPOINTS", "ROTATED", "ACTIVE"]
