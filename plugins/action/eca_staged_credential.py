@@ -5,10 +5,11 @@
 
 from __future__ import annotations
 
+from ansible_collections.sfdc.eca.plugins.module_utils._operations import run_staged_credential
+from ansible_collections.sfdc.eca.plugins.module_utils._specs import staged_credential_spec
 from ansible_collections.sfdc.eca.plugins.plugin_utils._inprocess import EcaInProcessAction
 
 
 class ActionModule(EcaInProcessAction):
-    # Names, resolved on first in-process use: the module path must not need requests here.
-    SPEC_NAME = 'staged_credential_spec'
-    RUNNER_NAME = 'run_staged_credential'
+    SPEC = staticmethod(staged_credential_spec)
+    RUNNER = staticmethod(run_staged_credential)

@@ -5,10 +5,11 @@
 
 from __future__ import annotations
 
+from ansible_collections.sfdc.eca.plugins.module_utils._operations import run_token
+from ansible_collections.sfdc.eca.plugins.module_utils._specs import token_spec
 from ansible_collections.sfdc.eca.plugins.plugin_utils._inprocess import EcaInProcessAction
 
 
 class ActionModule(EcaInProcessAction):
-    # Names, resolved on first in-process use: the module path must not need requests here.
-    SPEC_NAME = 'token_spec'
-    RUNNER_NAME = 'run_token'
+    SPEC = staticmethod(token_spec)
+    RUNNER = staticmethod(run_token)

@@ -5,10 +5,11 @@
 
 from __future__ import annotations
 
+from ansible_collections.sfdc.eca.plugins.module_utils._operations import run_usage_info
+from ansible_collections.sfdc.eca.plugins.module_utils._specs import usage_info_spec
 from ansible_collections.sfdc.eca.plugins.plugin_utils._inprocess import EcaInProcessAction
 
 
 class ActionModule(EcaInProcessAction):
-    # Names, resolved on first in-process use: the module path must not need requests here.
-    SPEC_NAME = 'usage_info_spec'
-    RUNNER_NAME = 'run_usage_info'
+    SPEC = staticmethod(usage_info_spec)
+    RUNNER = staticmethod(run_usage_info)

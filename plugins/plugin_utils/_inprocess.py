@@ -22,13 +22,22 @@ import os
 import typing as t
 
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.arg_spec import ModuleArgumentSpecValidator
 from ansible.module_utils.common.json import Direction, get_module_decoder, get_module_encoder
 from ansible.module_utils.common.parameters import remove_values
+from ansible.module_utils.common.warnings import warn
 from ansible.module_utils.errors import UnsupportedError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
+
+# Imported at load time on purpose: ansible loads action plugins in the controller's main
+# process, so requests and the client are imported once and every forked worker inherits them
+# (importing them per task would cost ~0.1 s CPU each). _client imports without requests.
+from ansible_collections.sfdc.eca.plugins.module_utils._client import HAS_REQUESTS
+from ansible_collections.sfdc.eca.plugins.module_utils._common import build_client
+from ansible_collections.sfdc.eca.plugins.module_utils._errors import EcaError
 
 IN_PROCESS_ENV = 'SFDC_ECA_IN_PROCESS'
 LOCAL_TRANSPORTS = frozenset(('local', 'ansible.builtin.local', 'ansible.legacy.local'))
@@ -66,25 +75,17 @@ def _json_trip(value: t.Any, direction: Direction) -> t.Any:
 class EcaInProcessAction(ActionBase):
     """Base of the sfdc.eca action plugins.
 
-    Subclasses name the module's spec function in module_utils ``_specs`` (``SPEC_NAME``: returns
-    the keyword arguments of ``AnsibleModule``: argument_spec, mutually_exclusive, ..., supports_check_mode)
-    and its operation in ``_operations`` (``RUNNER_NAME``:
-    ``run(client, params, check_mode=..., diff=...) -> dict``).
+    Subclasses set ``SPEC`` (the module_utils ``_specs`` function returning the keyword arguments
+    of ``AnsibleModule``: argument_spec, mutually_exclusive, ..., supports_check_mode) and
+    ``RUNNER`` (the ``_operations`` function ``run(client, params, check_mode=..., diff=...) -> dict``),
+    both as staticmethods.
     """
 
     _supports_check_mode = True
     _supports_async = True
 
-    SPEC_NAME = ''
-    RUNNER_NAME = ''
-
-    def _module_spec(self) -> dict[str, t.Any]:
-        from ansible_collections.sfdc.eca.plugins.module_utils import _specs
-        return getattr(_specs, self.SPEC_NAME)()
-
-    def _runner(self) -> t.Callable[..., dict[str, t.Any]]:
-        from ansible_collections.sfdc.eca.plugins.module_utils import _operations
-        return getattr(_operations, self.RUNNER_NAME)
+    SPEC: t.Callable[[], dict[str, t.Any]]
+    RUNNER: t.Callable[..., dict[str, t.Any]]
 
     # -- path selection -------------------------------------------------------
 
@@ -137,7 +138,7 @@ class EcaInProcessAction(ActionBase):
     # -- AnsibleModule emulation ----------------------------------------------
 
     def _run_in_process(self) -> dict[str, t.Any]:
-        spec = self._module_spec()
+        spec = self.SPEC()
         supports_check_mode = spec.pop('supports_check_mode', False)
         spec.pop('bypass_checks', None)
         spec.pop('no_log', None)
@@ -175,19 +176,12 @@ class EcaInProcessAction(ActionBase):
     def _call_runner(self, params: dict[str, t.Any], check_mode: bool, diff: bool,
                      no_log_values: set[str]) -> dict[str, t.Any]:
         """module_utils._common.execute without AnsibleModule: EcaError becomes the module's failure."""
-        # Imported here: they pull in requests, which the module path never needs on the controller.
-        from ansible.module_utils.basic import missing_required_lib
-        from ansible.module_utils.common.warnings import warn
-        from ansible_collections.sfdc.eca.plugins.module_utils._client import HAS_REQUESTS
-        from ansible_collections.sfdc.eca.plugins.module_utils._common import build_client
-        from ansible_collections.sfdc.eca.plugins.module_utils._errors import EcaError
-
         if not HAS_REQUESTS:
             return dict(failed=True, msg=missing_required_lib('requests'))
         client = None
         try:
             client = build_client(params)
-            result = self._runner()(client, params, check_mode=check_mode, diff=diff)
+            result = self.RUNNER(client, params, check_mode=check_mode, diff=diff)
         except EcaError as exc:
             result = exc.to_result()
             if client is not None:

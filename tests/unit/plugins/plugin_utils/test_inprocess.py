@@ -65,7 +65,7 @@ def make_action(cls, args, transport='local', environment=None, check_mode=False
     action_obj = cls.ActionModule(task, connection, play_context, loader=mock.MagicMock(),
                                   templar=templar, shared_loader_obj=mock.MagicMock())
     if runner is not None:
-        action_obj._runner = lambda: runner
+        action_obj.RUNNER = runner  # instance attribute: not bound, called as RUNNER(client, params, ...)
     return action_obj
 
 
@@ -76,13 +76,14 @@ def _clean_env(monkeypatch):
             monkeypatch.delenv(name)
 
 
-def test_each_action_names_an_existing_spec_and_operation():
+def test_each_action_uses_its_modules_spec_and_operation():
     from ansible_collections.sfdc.eca.plugins.module_utils import _operations, _specs
-    for mod in (eca_token, eca_usage_info, eca_credential_info, eca_staged_credential):
-        assert callable(getattr(_specs, mod.ActionModule.SPEC_NAME))
-        assert callable(getattr(_operations, mod.ActionModule.RUNNER_NAME))
-        spec = getattr(_specs, mod.ActionModule.SPEC_NAME)()
-        assert 'instance_url' in spec['argument_spec']
+    pairs = {eca_token: ('token_spec', 'run_token'), eca_usage_info: ('usage_info_spec', 'run_usage_info'),
+             eca_credential_info: ('credential_info_spec', 'run_credential_info'),
+             eca_staged_credential: ('staged_credential_spec', 'run_staged_credential')}
+    for mod, (spec, runner) in pairs.items():
+        assert mod.ActionModule.SPEC is getattr(_specs, spec)
+        assert mod.ActionModule.RUNNER is getattr(_operations, runner)
 
 
 # -- path choice ---------------------------------------------------------------
