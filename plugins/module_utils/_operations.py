@@ -202,7 +202,9 @@ def _stage(client, app_id, consumer_id, warnings):
             current = client.get_staged(app_id, consumer_id)
             if current and current.get('state') == 'Active':
                 creator = client.user_id
-                if creator and current.get('created_by') and not same_id(current['created_by'], creator):
+                created_by = current.get('created_by') or ''
+                # createdBy is compared only when it is a user id: some answers carry a username there.
+                if creator and created_by.startswith('005') and SF_ID_RE.match(created_by) and not same_id(created_by, creator):
                     raise EcaStateError(
                         'Staging failed ambiguously (%s) and the slot now holds an Active credential %s created by %s, '
                         'not by this run; nothing more was changed. Re-run to adopt it.'
