@@ -46,8 +46,11 @@ sfdc_venv() {
         return 0
     fi
     echo "installing requirements into $venv"
+    # The machine's pip config may list local indexes that lack most packages; hide that noise.
     "$venv/bin/python" -m pip install --disable-pip-version-check -q \
-        -r "$root/requirements.txt" -r "$root/tests/requirements.txt" || return 1
+        -r "$root/requirements.txt" -r "$root/tests/requirements.txt" 2>&1 \
+        | grep -v "^WARNING: Location '.*' is ignored: it is neither a file nor a directory"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || return 1
     echo "$want" > "$stamp"
 }
 
