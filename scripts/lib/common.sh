@@ -83,8 +83,9 @@ sfdc_copy_collection() {
 sfdc_sim_start() {
     local root="$1" seed="$2" state="$3" log="$4" i
     rm -f "$state"
+    # stdout lists the orgs' admin credentials (all in the state file): keep it out of the logs.
     (cd "$root" && exec "$root/.venv/bin/python" -m eca_simulator serve --seed "$seed" --state-file "$state") \
-        >"$log" 2>&1 </dev/null &
+        >/dev/null 2>"$log" </dev/null &
     SFDC_SIM_PID=$!
     for i in $(seq 1 600); do
         if [ -s "$state" ] && "$root/.venv/bin/python" -c 'import json, sys; json.load(open(sys.argv[1]))' "$state" 2>/dev/null; then

@@ -8,7 +8,7 @@ OUTPUT gets the variables every integration target reads:
   sim_control_url: https://127.0.0.1:PORT      # the simulator's control API
   sim_ca_path: /path/to/ca.pem                 # CA that signed the orgs' certificates (null with --http)
   sim_orgs:
-    org01: {instance_url, client_id, client_secret, username}
+    org01: {instance_url, client_id, client_secret, username[, org_id, private_key, jwt]}
 
 Extra KEY=VALUE pairs are added as top-level variables (values parsed as YAML).
 The file holds simulator credentials, so it is written 0600 and never printed.
@@ -45,6 +45,11 @@ def build(state):
         missing = [k for k, v in entry.items() if v is None]
         if missing:
             raise ValueError("org %r in the state file lacks %s" % (name, ", ".join(missing)))
+        # Optional extras for JWT targets: the admin app's key, and other consumers' keys.
+        for key, value in (("org_id", org.get("org_id")), ("private_key", admin.get("private_key")),
+                           ("jwt", org.get("jwt"))):
+            if value:
+                entry[key] = value
         orgs[name] = entry
     control = _first(state, "control_url", "control")
     if isinstance(control, dict):
