@@ -78,17 +78,17 @@ sfdc_copy_collection() {
     echo "$coll"
 }
 
-# Start the simulator in the background: sfdc_sim_start ROOT SEED STATEFILE LOGFILE.
+# Start the simulator in the background (python of .venv on PATH): sfdc_sim_start ROOT SEED STATEFILE LOGFILE.
 # Sets SFDC_SIM_PID. Waits (60 s at most) for the state file to appear.
 sfdc_sim_start() {
     local root="$1" seed="$2" state="$3" log="$4" i
     rm -f "$state"
     # stdout lists the orgs' admin credentials (all in the state file): keep it out of the logs.
-    (cd "$root" && exec "$root/.venv/bin/python" -m eca_simulator serve --seed "$seed" --state-file "$state") \
+    (cd "$root" && exec python -m eca_simulator serve --seed "$seed" --state-file "$state") \
         >/dev/null 2>"$log" </dev/null &
     SFDC_SIM_PID=$!
     for i in $(seq 1 600); do
-        if [ -s "$state" ] && "$root/.venv/bin/python" -c 'import json, sys; json.load(open(sys.argv[1]))' "$state" 2>/dev/null; then
+        if [ -s "$state" ] && python -c 'import json, sys; json.load(open(sys.argv[1]))' "$state" 2>/dev/null; then
             return 0
         fi
         if ! kill -0 "$SFDC_SIM_PID" 2>/dev/null; then
