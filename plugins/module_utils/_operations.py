@@ -14,6 +14,7 @@ import re
 
 from ansible_collections.sfdc.eca.plugins.module_utils._errors import (
     EcaAmbiguousWrite,
+    EcaApiError,
     EcaInputError,
     EcaStateError,
 )
@@ -195,10 +196,21 @@ def run_credential_info(client, params, check_mode=False, diff=False):
 def _stage(client, app_id, consumer_id, warnings):
     """POST a new staged credential; on an ambiguous failure re-read the slot and decide."""
     attempt = 0
+    ambiguous = False
     while True:
         try:
             item = client.stage(app_id, consumer_id)
+        except EcaApiError as exc:
+            if not ambiguous or exc.status not in (400, 409):
+                raise
+            # An earlier attempt that looked lost may have landed after all: adopt it if it is there.
+            current = client.get_staged(app_id, consumer_id)
+            if current and current.get('state') == 'Active':
+                warnings.append('An earlier stage request that failed ambiguously had succeeded; using its credential.')
+                return current
+            raise
         except EcaAmbiguousWrite as exc:
+            ambiguous = True
             current = client.get_staged(app_id, consumer_id)
             if current and current.get('state') == 'Active':
                 creator = client.user_id
