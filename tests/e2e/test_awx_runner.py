@@ -1,0 +1,410 @@
+"""Playbooks run the way AWX runs a job, through ansible-runner, against the simulator.
+
+``AwxJob`` mirrors what AWX's ``RunJob`` (awx/main/tasks/jobs.py) hands ansible-runner:
+
+* a private data dir (0700) with ``project/`` (the synced project), ``inventory/hosts`` (an executable
+  script printing the inventory JSON, as ``build_inventory`` writes it, sliced like
+  ``Inventory.get_script_data(slice_number, slice_count)`` for job slicing), ``env/extravars``
+  (launch and survey variables, 0400), ``env/cmdline`` (``-l`` limit, ``--ask-vault-pass``);
+* credentials injected with ``inject_credential`` (test_awx_injectors.py): env vars passed as
+  ``envvars``, files in ``env/`` (0600);
+* a Vault credential answered through ``passwords`` (``Vault password:`` prompt, pexpect), as AWX does;
+* per-org secrets for the multi-org pattern come from an SCM inventory source: AWX imports it with
+  ``ansible-inventory --list --export``, which keeps vaulted values encrypted (``__ansible_vault``);
+  the job decrypts them with its Vault credential.
+
+Differences, on purpose: no execution environment container (paths stay host paths; the collection
+comes from ANSIBLE_COLLECTIONS_PATH instead of the EE's /usr/share/ansible/collections), and the
+``stdout`` artifact is kept (AWX sets ``suppress_output_file``) so that it is scanned for leaks too.
+
+What "no secret in the artifacts" means here, faithfully to AWX: every file the job leaves behind —
+``artifacts/<id>/job_events/*.json``, ``stdout``, ``stderr``, ``status``, ``rc``, fact cache, anything the
+playbook wrote, the inventory script — holds none of the simulator's secrets (``sim.secrets()``) nor
+the vault password. Two places hold injected credentials by design, in AWX as well: ``env/`` (the
+injected key/CA files, ``envvars``, ``passwords``; AWX keeps them private to the job and deletes the
+private data dir) and ``artifacts/<id>/command`` (ansible-runner records the job's environment; AWX
+stores only ``build_safe_env`` of it). For those the tests check that they hold nothing but the
+injected inputs, with the right modes, and that AWX's redaction leaves no secret in what it stores.
+"""
+import json
+import os
+import shutil
+import stat
+import sys
+import tempfile
+from pathlib import Path
+
+import ansible_runner
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_awx_injectors import build_safe_env, inject_credential, load_credential_type, validate_credential_inputs  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+VAULT_PROMPT = r"Vault password:\s*?$"
+BIN = Path(sys.executable).parent
+
+
+def _exe(name):
+    path = BIN / name
+    return str(path) if path.exists() else shutil.which(name)
+
+
+class AwxJob:
+    """One AWX job: build the private data dir like RunJob does, then hand it to ansible-runner."""
+
+    def __init__(self, base, job_id, playbook, project_files, inventory, extra_vars=None, credentials=(),
+                 vault_password=None, limit=None, job_slice=(1, 1), verbosity=0):
+        self.job_id = job_id
+        self.pdd = Path(tempfile.mkdtemp(prefix="awx_%d_" % job_id, dir=str(base)))
+        os.chmod(self.pdd, stat.S_IRWXU)
+        for sub in ("project", "inventory", "env"):
+            (self.pdd / sub).mkdir()
+        for rel, text in project_files.items():
+            dest = self.pdd / "project" / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(text)
+        self.playbook = playbook
+        self.vault_password = vault_password
+        self.injected = {}     # what the credentials put in the environment
+        self.env = self._base_env()
+        self.safe_env = build_safe_env(self.env)
+        ctype = load_credential_type()
+        args = []
+        for inputs in credentials:
+            validate_credential_inputs(ctype, inputs)
+            injected, safe = {}, {}
+            inject_credential(ctype, inputs, injected, safe, self.pdd)
+            self.injected.update(injected)
+            self.env.update(injected)
+            self.safe_env.update(safe)
+        self.credential_inputs = list(credentials)
+        self.inventory_path = self._write_inventory(inventory, *job_slice)
+        self._write_extra_vars(dict(self._awx_vars(), **(extra_vars or {})))
+        if limit:
+            args += ["-l", limit]
+        if verbosity:
+            args.append("-" + "v" * verbosity)
+        if vault_password:
+            args.append("--ask-vault-pass")
+        self._write_cmdline(args)
+        self.runner = None
+
+    def _base_env(self):
+        env = {}
+        # What the test session needs to find python, the collection and the simulator package.
+        for name in ("HOME", "LANG", "LC_ALL", "PYTHONPATH", "ANSIBLE_COLLECTIONS_PATH", "TMPDIR"):
+            if name in os.environ:
+                env[name] = os.environ[name]
+        env["PATH"] = os.pathsep.join([str(BIN), os.environ.get("PATH", "/usr/bin:/bin")])
+        if "ANSIBLE_COLLECTIONS_PATH" not in env:
+            assert ROOT.parents[1].name == "ansible_collections", "set ANSIBLE_COLLECTIONS_PATH so ansible finds sfdc.eca"
+            env["ANSIBLE_COLLECTIONS_PATH"] = str(ROOT.parents[2])
+        # RunJob.build_env
+        env.update({
+            "ANSIBLE_FORCE_COLOR": "False",
+            "ANSIBLE_HOST_KEY_CHECKING": "False",
+            "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
+            "ANSIBLE_PARAMIKO_RECORD_HOST_KEYS": "False",
+            "AWX_PRIVATE_DATA_DIR": str(self.pdd),
+            "JOB_ID": str(self.job_id),
+            "INVENTORY_ID": "1",
+            "ANSIBLE_RETRY_FILES_ENABLED": "False",
+            "MAX_EVENT_RES": "700000",
+            "AWX_HOST": "https://awx.example.invalid",
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.pdd / "cp"),
+            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        })
+        return env
+
+    def _awx_vars(self):
+        # RunJob.build_extra_vars_file: the awx_*/tower_* launch variables.
+        return {"awx_job_id": self.job_id, "tower_job_id": self.job_id, "awx_job_launch_type": "manual",
+                "awx_job_template_name": "sfdc.eca rotate", "awx_user_name": "admin", "awx_inventory_name": "Salesforce orgs"}
+
+    def _write_inventory(self, data, slice_number, slice_count):
+        data = json.loads(json.dumps(data))
+        if slice_count > 1:
+            # Inventory.get_sliced_hosts: hosts ordered by name, every slice_count-th from slice_number - 1.
+            hosts = sorted(data["_meta"]["hostvars"])
+            keep = set(hosts[slice_number - 1::slice_count])
+            data["_meta"]["hostvars"] = {h: v for h, v in data["_meta"]["hostvars"].items() if h in keep}
+            for name, group in data.items():
+                if name != "_meta" and isinstance(group, dict) and "hosts" in group:
+                    group["hosts"] = [h for h in group["hosts"] if h in keep]
+        path = self.pdd / "inventory" / "hosts"
+        with open(path, "w") as f:
+            os.chmod(path, stat.S_IRUSR | stat.S_IXUSR | stat.S_IWUSR)
+            f.write("#! %s\n# -*- coding: utf-8 -*-\nprint(%r)\n" % (sys.executable, json.dumps(data)))
+        return str(path)
+
+    def _write_extra_vars(self, data):
+        path = self.pdd / "env" / "extravars"
+        path.write_text(yaml.safe_dump(data))
+        os.chmod(path, stat.S_IRUSR)
+
+    def _write_cmdline(self, args):
+        path = self.pdd / "env" / "cmdline"
+        path.write_text(ansible_runner.utils.args2cmdline(*args))
+        os.chmod(path, stat.S_IRUSR)
+
+    def run(self):
+        params = {
+            "ident": self.job_id,
+            "private_data_dir": str(self.pdd),
+            "playbook": self.playbook,
+            "inventory": self.inventory_path,
+            "envvars": self.env,
+            "settings": {"job_timeout": 600, "suppress_ansible_output": True, "suppress_output_file": False},
+            "quiet": True,
+        }
+        if self.vault_password:
+            params["passwords"] = {VAULT_PROMPT: self.vault_password}
+        self.runner = ansible_runner.run(**params)
+        return self.runner
+
+    # -- what the job left behind ------------------------------------------------------------
+    @property
+    def artifact_dir(self):
+        return self.pdd / "artifacts" / str(self.job_id)
+
+    @property
+    def stdout(self):
+        return (self.artifact_dir / "stdout").read_text()
+
+    def events(self, name=None):
+        found = []
+        for path in sorted((self.artifact_dir / "job_events").glob("*.json")):
+            event = json.loads(path.read_text())
+            if name is None or event.get("event") == name:
+                found.append(event)
+        return found
+
+    def stats(self):
+        """The job's set_stats data (AWX's job artifacts, handed to the next workflow node)."""
+        ends = self.events("playbook_on_stats")
+        assert ends, "no playbook_on_stats event"
+        return ends[-1]["event_data"].get("artifact_data") or {}
+
+    def private_files(self):
+        """Files that hold injected credentials by design (see module docstring)."""
+        return {p for p in (self.pdd / "env").rglob("*") if p.is_file()} | {self.artifact_dir / "command"}
+
+    def leaked(self, secrets):
+        """(path, secret) for every secret found outside the private files; artifacts dir included."""
+        secrets = {s for s in secrets if s and len(s) >= 8}
+        private = self.private_files()
+        hits = []
+        for path in self.pdd.rglob("*"):
+            if not path.is_file() or path in private:
+                continue
+            text = path.read_bytes().decode("utf-8", "replace")
+            hits += [(str(path.relative_to(self.pdd)), _mask(s)) for s in secrets if s in text]
+        for event in self.runner.events:
+            text = json.dumps(event)
+            hits += [("runner.events[%s]" % event.get("counter"), _mask(s)) for s in secrets if s in text]
+        return hits
+
+    def check_private_files(self, secrets):
+        """env/ and artifacts/<id>/command hold only what was injected; AWX's stored env holds no secret."""
+        secrets = {s for s in secrets if s and len(s) >= 8}
+        allowed = {v for v in self.injected.values() if v}
+        for inputs in self.credential_inputs:
+            allowed |= {v for v in inputs.values() if isinstance(v, str) and v}
+        if self.vault_password:
+            allowed.add(self.vault_password)
+        problems = []
+        for path in sorted((self.pdd / "env").rglob("*")):
+            if path.is_file() and stat.S_IMODE(path.stat().st_mode) & 0o077:
+                problems.append("%s is mode %o" % (path.relative_to(self.pdd), stat.S_IMODE(path.stat().st_mode)))
+        for path in self.private_files():
+            if path.is_file():
+                text = path.read_text()
+                for s in secrets:
+                    if s in text and not any(s in a for a in allowed):
+                        problems.append("%s holds a secret that was not injected: %s" % (path.relative_to(self.pdd), _mask(s)))
+        command = json.loads((self.artifact_dir / "command").read_text())
+        stored = json.dumps(build_safe_env(command["env"]))
+        problems += ["AWX would store %s in the job's env" % _mask(s) for s in secrets | allowed if len(s) >= 8 and s in stored
+                     and s not in self._public_values()]
+        return problems
+
+    def _public_values(self):
+        """Injected values that are not secret (URLs, consumer keys, usernames, file paths)."""
+        names = ("SALESFORCE_INSTANCE_URL", "SALESFORCE_CLIENT_ID", "SALESFORCE_USERNAME", "SALESFORCE_TOKEN_URL",
+                 "SALESFORCE_AUDIENCE", "SALESFORCE_PRIVATE_KEY_FILE", "SALESFORCE_CA_PATH")
+        return {self.injected.get(n) for n in names if self.injected.get(n)}
+
+
+def _mask(secret):
+    return "%s...(%d chars)" % (secret[:4], len(secret))
+
+
+def vaulted_inventory(tmp_path, hosts, vault_password):
+    """An SCM inventory source with per-org vault-encrypted vars, imported the way AWX imports it.
+
+    ``hosts``: {hostname: {var: value}}; every value under ``secret_keys`` of a nested dict is
+    encrypted with ``ansible-vault encrypt_string``. Returns the JSON that AWX's inventory update
+    stores (``ansible-inventory --list --export``) and the source dir.
+    """
+    src = tmp_path / "scm_inventory"
+    (src / "host_vars").mkdir(parents=True)
+    (src / "hosts.yml").write_text(yaml.safe_dump({"salesforce_orgs": {"hosts": {h: None for h in hosts}}}))
+    pw_file = tmp_path / "vault-pass.txt"
+    pw_file.write_text(vault_password)
+    for host, variables in hosts.items():
+        (src / "host_vars" / ("%s.yml" % host)).write_text(_yaml_with_vault(variables, pw_file))
+    os.chmod(pw_file, 0o600)
+    proc = _run([_exe("ansible-inventory"), "-i", str(src / "hosts.yml"), "--list", "--export"])
+    pw_file.unlink()
+    return json.loads(proc.stdout), src
+
+
+SECRET_KEYS = ("client_secret", "access_token", "refresh_token", "private_key", "private_key_passphrase")
+
+
+def _yaml_with_vault(variables, pw_file):
+    lines = []
+
+    def emit(key, value, indent):
+        pad = " " * indent
+        if isinstance(value, dict):
+            lines.append("%s%s:" % (pad, key))
+            for k, v in value.items():
+                emit(k, v, indent + 2)
+        elif key in SECRET_KEYS:
+            proc = _run([_exe("ansible-vault"), "encrypt_string", "--vault-password-file", str(pw_file),
+                         "--encrypt-vault-id", "default", "--stdin-name", key], stdin=value)
+            block = proc.stdout.strip().splitlines()
+            lines.append("%s%s" % (pad, block[0]))
+            lines.extend("%s%s" % (pad, ln) for ln in block[1:])
+        else:
+            lines.append("%s%s: %s" % (pad, key, json.dumps(value)))
+
+    for k, v in variables.items():
+        emit(k, v, 0)
+    return "\n".join(lines) + "\n"
+
+
+def _run(cmd, stdin=None):
+    import subprocess
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, "%s: %s" % (cmd[0], proc.stderr[-2000:])
+    return proc
+
+
+def admin_inputs(sim, org, with_ca=True):
+    """The org's admin ECA as a "Salesforce org (OAuth)" credential (client credentials)."""
+    o = sim.orgs[org]
+    inputs = {"instance_url": o.instance_url, "client_id": o.admin["client_id"], "client_secret": o.admin["client_secret"]}
+    if with_ca and sim.ca_path:
+        inputs["ca_bundle"] = Path(sim.ca_path).read_text()
+    return inputs
+
+
+def single_org_inventory(org):
+    return {"all": {"children": ["salesforce_orgs"]}, "salesforce_orgs": {"hosts": [org], "vars": {}},
+            "_meta": {"hostvars": {org: {}}}}
+
+
+CHECK_PROJECT = {"check_connection.yml": "- ansible.builtin.import_playbook: sfdc.eca.awx_check_connection\n"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The credential type and the AWX job plumbing, with the read-only check playbook.
+# ---------------------------------------------------------------------------------------------
+
+def test_credential_from_env_client_credentials(sim, tmp_path):
+    job = AwxJob(tmp_path, 11, "check_connection.yml", CHECK_PROJECT, single_org_inventory("org01"),
+                 credentials=[admin_inputs(sim, "org01")])
+    r = job.run()
+    assert r.status == "successful", job.stdout[-3000:]
+    assert "org01: signed in with client_credentials" in job.stdout
+    assert "Billing_Sync" in job.stdout
+    assert job.stats()["sfdc_eca_connection_checked"]["org01"]
+    assert sim.counts("org01").get("POST token", 0) >= 1
+    assert not job.leaked(sim.secrets())
+    assert not job.check_private_files(sim.secrets())
+
+
+@pytest.mark.sim(seed={"orgs": [{"name": "org01", "admin": {"jwt": "generate"},
+                                 "apps": [{"developer_name": "Billing_Sync", "consumers": [{"name": "Billing"}]}]}]})
+def test_credential_from_env_jwt_key_file(sim, tmp_path):
+    state = sim.state()["orgs"]["org01"]["admin"]
+    inputs = {"instance_url": sim.orgs["org01"].instance_url, "client_id": state["client_id"],
+              "username": state["username"], "private_key": state["private_key"],
+              "ca_bundle": Path(sim.ca_path).read_text()}
+    job = AwxJob(tmp_path, 12, "check_connection.yml", CHECK_PROJECT, single_org_inventory("org01"), credentials=[inputs])
+    key_file = Path(job.injected["SALESFORCE_PRIVATE_KEY_FILE"])
+    assert key_file.parent == job.pdd / "env" and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    r = job.run()
+    assert r.status == "successful", job.stdout[-3000:]
+    assert "org01: signed in with jwt_bearer" in job.stdout
+    secrets = sim.secrets() | {state["private_key"]}
+    assert not job.leaked(secrets)
+    assert not job.check_private_files(secrets)
+
+
+def test_bad_credential_fails_without_leaking(sim, tmp_path):
+    inputs = admin_inputs(sim, "org01")
+    inputs["client_secret"] = "wrong-" + inputs["client_secret"]
+    job = AwxJob(tmp_path, 13, "check_connection.yml", CHECK_PROJECT, single_org_inventory("org01"), credentials=[inputs])
+    r = job.run()
+    assert r.status == "failed"
+    failed = job.events("runner_on_failed")
+    assert failed, job.stdout[-3000:]
+    res = json.dumps(failed[0]["event_data"]["res"])
+    assert "invalid_client" in res or "authentication failure" in res, res
+    assert not job.leaked(sim.secrets() | {inputs["client_secret"]})
+
+
+def test_multi_org_vaulted_inventory_vars(sim, tmp_path):
+    vault_password = "awx-vault-pw-" + os.urandom(6).hex()
+    hosts = {}
+    for org in ("org01", "org02"):
+        o = sim.orgs[org]
+        hosts[org] = {"sfdc_eca_connection": {"instance_url": o.instance_url, "client_id": o.admin["client_id"],
+                                              "client_secret": o.admin["client_secret"], "ca_path": sim.ca_path}}
+    data, _ = vaulted_inventory(tmp_path, hosts, vault_password)
+    assert "__ansible_vault" in json.dumps(data)
+    job = AwxJob(tmp_path, 14, "check_connection.yml", CHECK_PROJECT, data, vault_password=vault_password)
+    assert not any(sim.orgs[o].admin["client_secret"] in (job.pdd / "inventory" / "hosts").read_text() for o in hosts)
+    r = job.run()
+    assert r.status == "successful", job.stdout[-3000:]
+    for org in hosts:
+        assert "%s: signed in with client_credentials" % org in job.stdout
+        assert sim.counts(org).get("POST token", 0) >= 1
+    assert set(job.stats()["sfdc_eca_connection_checked"]) == set(hosts)
+    assert not job.leaked(sim.secrets() | {vault_password})
+    assert not job.check_private_files(sim.secrets() | {vault_password})
+
+
+def test_job_slicing_splits_orgs(sim, tmp_path):
+    vault_password = "awx-vault-pw-" + os.urandom(6).hex()
+    hosts = {org: {"sfdc_eca_connection": {"instance_url": sim.orgs[org].instance_url, "client_id": sim.orgs[org].admin["client_id"],
+                                           "client_secret": sim.orgs[org].admin["client_secret"], "ca_path": sim.ca_path}}
+             for org in ("org01", "org02")}
+    data, _ = vaulted_inventory(tmp_path, hosts, vault_password)
+    seen = {}
+    for n in (1, 2):
+        job = AwxJob(tmp_path, 20 + n, "check_connection.yml", CHECK_PROJECT, data, vault_password=vault_password, job_slice=(n, 2))
+        r = job.run()
+        assert r.status == "successful", job.stdout[-3000:]
+        seen[n] = set(job.stats()["sfdc_eca_connection_checked"])
+    assert seen == {1: {"org01"}, 2: {"org02"}}
+
+
+def test_leak_scan_catches_a_printed_secret(sim, tmp_path):
+    """Control: the scan must find a secret that a careless playbook prints."""
+    project = {"careless.yml": (
+        "- hosts: all\n  connection: local\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.debug:\n        msg: \"{{ lookup('ansible.builtin.env', 'SALESFORCE_CLIENT_SECRET') }}\"\n")}
+    job = AwxJob(tmp_path, 15, "careless.yml", project, single_org_inventory("org01"), credentials=[admin_inputs(sim, "org01")])
+    assert job.run().status == "successful"
+    secret = sim.orgs["org01"].admin["client_secret"]
+    places = {path for path, _ in job.leaked({secret})}
+    assert "artifacts/15/stdout" in places
+    assert any(p.startswith("artifacts/15/job_events/") for p in places)
+    assert any(p.startswith("runner.events") for p in places)
