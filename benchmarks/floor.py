@@ -32,6 +32,7 @@ def _staged_item(body):
 def rotate_org(org):
     url = org["eca_instance_url"]
     with requests.Session() as session:
+        session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify; no proxy for loopback
         session.verify = org.get("eca_ca_path") or True
         token = _token(session, url, org["eca_client_id"], org["eca_client_secret"])
         session.headers["Authorization"] = "Bearer " + token

@@ -61,9 +61,10 @@ class SimProcess:
         if os.path.exists(self.state_file):
             os.unlink(self.state_file)
         self._log = open(self.log_path, "wb")
+        # stdout lists the orgs' admin credentials (the state file has them too): not kept.
         self.proc = subprocess.Popen(
             [PY, "-m", "eca_simulator", "serve", "--orgs", str(self.n), "--state-file", self.state_file],
-            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self._log, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

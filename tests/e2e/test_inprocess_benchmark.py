@@ -1,0 +1,32 @@
+"""Smoke run of the benchmark (benchmarks/run.py) with 3 orgs, so that it cannot rot.
+
+Not a timing test: it checks that every scenario runs, rotates every org, and that the
+CSV, Markdown and PNG outputs are written with the expected rows.
+"""
+
+import csv
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_benchmark_smoke(tmp_path):
+    out = tmp_path / "results"
+    env = dict(os.environ)
+    env.pop("SFDC_ECA_IN_PROCESS", None)
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), "--orgs", "3", "--forks", "3",
+                           "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["scenario"] for r in rows) == ["a", "b", "c"]
+    for r in rows:
+        assert r["rc"] == "0" and r["rotated"] == "3", r
+        assert float(r["wall_s"]) > 0 and float(r["api_calls_per_org"]) >= 5, r
+    a = next(r for r in rows if r["scenario"] == "a")
+    assert float(a["a_over_b"]) > 0 and float(a["a_over_c"]) > 0
+    assert (out / "results.md").read_text().count("| a ") == 1
+    assert (out / "results.png").stat().st_size > 1000
+    assert not (out / "work").exists()  # inventories with simulator credentials are removed
