@@ -79,6 +79,9 @@ def serve(args):
     took = time.monotonic() - t0
     try:
         out = sys.stdout
+        if args.state_file:
+            # Before the listing: a full stdout pipe must not delay readiness.
+            write_state(args.state_file, full_state(sim))
         out.write("ECA simulator: %d org(s) up in %.2f s (%s)\n" % (len(sim.orgs), took,
                                                                    "https, CA %s" % sim.ca_path if sim.tls else "plain http"))
         out.write("These are the simulator's own fake credentials (local use only).\n")
@@ -88,7 +91,6 @@ def serve(args):
                       % (name, org.instance_url, admin["client_id"], admin["client_secret"], admin["username"]))
         out.write("control URL: %s\n" % sim.control_url)
         if args.state_file:
-            write_state(args.state_file, full_state(sim))
             out.write("state file: %s\n" % args.state_file)
         out.flush()
         while not stop.wait(0.5):
