@@ -321,6 +321,8 @@ class HttpServer:
                 body = self._read_chunked(conn)
             else:
                 length = int(headers.get("content-length", "0") or 0)
+                if headers.get("expect", "").lower() == "100-continue" and len(rest) < length:
+                    conn.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
                 if length < 0 or length > MAX_BODY:
                     raise _BadRequest(413)
                 while len(rest) < length:
