@@ -448,8 +448,10 @@ def _json_or_none(resp):
 
 def _tls_reason(exc):
     text = str(exc)
-    for marker in ('CERTIFICATE_VERIFY_FAILED', 'certificate verify failed', 'hostname mismatch', 'self-signed', 'WRONG_VERSION_NUMBER'):
+    match = re.search(r'certificate verify failed: ([^()\'"]+)', text)
+    if match:
+        return 'certificate verify failed: ' + match.group(1).strip().rstrip('.')
+    for marker in ('hostname mismatch', 'self-signed', 'WRONG_VERSION_NUMBER', 'CERTIFICATE_VERIFY_FAILED'):
         if marker in text:
-            start = text.find(marker)
-            return text[start:start + 80].split(')')[0].split("'")[0]
+            return marker
     return 'certificate not trusted'
