@@ -34,7 +34,7 @@ EOF
 -- ARGS         extra arguments for the pytest stages (e.g. -- -k rotate -x)
 Environment:    SFDC_TEST_XDIST=0 runs pytest without -n auto.
                 SANITY_ARGS="--test pylint" / INTEGRATION_ARGS="eca_token -v": extra ansible-test arguments.
-Logs:           .tmp/test-logs/<stage>.log; ansible-test output: .tmp/test-output/
+Logs:           .tmp/test-logs/latest/<stage>.log (one folder per run; ansible-test's output in it too)
 EOF
 }
 
@@ -76,9 +76,14 @@ export PYTHONDONTWRITEBYTECODE=1
 if [ -n "${CI:-}" ]; then export ANSIBLE_NOCOLOR=1 PY_COLORS=0; fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/sfdc-eca-test.XXXXXX")"
-LOGDIR="$ROOT/.tmp/test-logs"
-rm -rf "$LOGDIR" "$ROOT/.tmp/test-output"
+# One log folder per run (several runs may share a checkout); "latest" points at the newest.
+LOGROOT="$ROOT/.tmp/test-logs"
+LOGDIR="$LOGROOT/run-$(date -u +%Y%m%dT%H%M%SZ)-$$"
 mkdir -p "$LOGDIR"
+ln -sfn "$(basename "$LOGDIR")" "$LOGROOT/latest"
+# keep the 10 newest runs
+ls -1d "$LOGROOT"/run-* 2>/dev/null | sort | head -n -10 | while IFS= read -r old; do rm -rf "$old"; done
+LOGREL="${LOGDIR#"$ROOT"/}"
 
 cleanup() {
     local pidfile
@@ -87,9 +92,7 @@ cleanup() {
         SFDC_SIM_PID="$(cat "$pidfile")" sfdc_sim_stop
     done
     if [ -d "$COLL/tests/output" ]; then
-        mkdir -p "$ROOT/.tmp"
-        rm -rf "$ROOT/.tmp/test-output"
-        cp -a "$COLL/tests/output" "$ROOT/.tmp/test-output" 2>/dev/null || true
+        cp -a "$COLL/tests/output" "$LOGDIR/ansible-test-output" 2>/dev/null || true
     fi
     if [ "$KEEP" = 1 ]; then
         echo "kept the collection copy: $COLL"
@@ -250,10 +253,10 @@ BROKE_RE='^(ERROR|FATAL|FAILED|FAIL)[: ]|^E +[A-Za-z]|fatal: \[|^[a-z-]+\[[a-z-]
 for s in "${failed_stages[@]}"; do
     log="$LOGDIR/$s.log"
     if grep -qE "$BROKE_RE" "$log"; then
-        sfdc_banner "what broke in stage $s (error lines of .tmp/test-logs/$s.log)"
+        sfdc_banner "what broke in stage $s (error lines of $LOGREL/$s.log)"
         grep -E "$BROKE_RE" "$log" | grep -v '^FATAL: Command ' | head -n 60
     else
-        sfdc_banner "what broke in stage $s (last 40 lines of .tmp/test-logs/$s.log)"
+        sfdc_banner "what broke in stage $s (last 40 lines of $LOGREL/$s.log)"
         tail -n 40 "$log"
     fi
 done
@@ -271,6 +274,6 @@ done
 for s in "${SELECTED[@]}"; do
     [ "${RESULT[$s]}" = SKIP ] && echo "note: stage $s was skipped (see its log)"
 done
-echo "total ${total}s; logs in .tmp/test-logs/"
+echo "total ${total}s; logs in $LOGREL/ (also .tmp/test-logs/latest/)"
 echo "$npass passed, $nfail failed"
 [ "$nfail" -eq 0 ]

@@ -28,7 +28,17 @@ sfdc_find_python() {
 
 # Create or refresh ROOT/.venv from requirements.txt + tests/requirements.txt.
 # Skips pip when the stamp file holds the hash of the requirements and the Python version.
+# Runs under a lock: several runs may share a checkout.
 sfdc_venv() {
+    mkdir -p "$1/.tmp"
+    if command -v flock >/dev/null 2>&1; then
+        (flock 9 && _sfdc_venv "$@") 9>"$1/.tmp/venv.lock"
+    else
+        _sfdc_venv "$@"
+    fi
+}
+
+_sfdc_venv() {
     local root="$1" py venv stamp want have
     venv="$root/.venv"
     stamp="$venv/.sfdc-eca-requirements.sha256"
