@@ -154,13 +154,28 @@ def write_uri_inventory(orgs, path):
     _write_private(path, json.dumps(inventory))
 
 
-def write_role_inventory(sim, path):
-    """Inventory for the role: the role's own generator when present, else the same host vars."""
-    gen = os.path.join(ROOT, "scripts", "lib", "make_demo_inventory.py")
-    if not os.path.exists(gen):
-        raise BenchError("scripts/lib/make_demo_inventory.py (the role's inventory generator) is missing")
-    subprocess.run([PY, gen, "--state-file", sim.state_file, "--output", path, "--app", APP, "--consumer", CONSUMER],
-                   check=True, cwd=ROOT)
+def write_role_inventory(orgs, path, workdir, delivery):
+    """Inventory for the role: one host per org with sfdc_eca_connection and one rotation entry."""
+    if delivery == "vault_file":
+        pw = os.path.join(workdir, "vault-password")
+        _write_private(pw, "benchmark-vault-password\n")
+        deliver = {"vault_file": os.path.join(workdir, "delivered", "{org}-{app_name}-{consumer_name}.vault.yml"),
+                   "vault_password_file": pw}
+        os.makedirs(os.path.join(workdir, "delivered"), exist_ok=True)
+    else:
+        deliver = {"tasks_file": os.path.join(HERE, "deliver_noop.yml")}
+    hosts = {}
+    for o in orgs:
+        hosts[o["name"]] = {
+            "sfdc_eca_connection": {"instance_url": o["eca_instance_url"], "client_id": o["eca_client_id"],
+                                    "client_secret": o["eca_client_secret"], "ca_path": o["eca_ca_path"]},
+            "sfdc_eca_rotations": [{"app_name": o["eca_app_name"], "consumer_name": o["eca_consumer_name"],
+                                    "deliver": deliver}],
+        }
+    inventory = {"all": {"hosts": hosts, "vars": {
+        "ansible_connection": "local", "ansible_python_interpreter": PY,
+        "sfdc_eca_report_dir": os.path.join(workdir, "report"), "sfdc_eca_verify_delay": 1}}}
+    _write_private(path, json.dumps(inventory))
 
 
 def _write_private(path, text):
@@ -190,11 +205,11 @@ def ansible_env(workdir):
     return env
 
 
-def scenario_command(scenario, sim, workdir, forks):
+def scenario_command(scenario, sim, workdir, forks, delivery="tasks_file"):
     orgs = org_vars(sim)
     if scenario == "a":
-        inv = os.path.join(workdir, "inventory-role.yml")
-        write_role_inventory(sim, inv)
+        inv = os.path.join(workdir, "inventory-role.json")
+        write_role_inventory(orgs, inv, workdir, delivery)
         return [os.path.join(os.path.dirname(PY), "ansible-playbook"), "-i", inv, "-f", str(forks),
                 os.path.join(ROOT, "playbooks", "rotate.yml")]
     if scenario == "b":
@@ -209,7 +224,7 @@ def scenario_command(scenario, sim, workdir, forks):
     raise BenchError("unknown scenario %r" % scenario)
 
 
-def run_one(scenario, n, forks, outdir, workdir):
+def run_one(scenario, n, forks, outdir, workdir, delivery="tasks_file"):
     tag = "%s-n%d" % (scenario, n)
     sim_log = os.path.join(outdir, "logs", tag + "-simulator.log")
     run_log = os.path.join(outdir, "logs", tag + ".log")
@@ -219,7 +234,7 @@ def run_one(scenario, n, forks, outdir, workdir):
             raise BenchError("asked the simulator for %d orgs, it has %d" % (n, len(names)))
         before = {org: sim.consumer_state(org)[0] for org in names}
         baseline_calls = {org: sim.api_calls(org) for org in names}
-        cmd = scenario_command(scenario, sim, workdir, forks)
+        cmd = scenario_command(scenario, sim, workdir, forks, delivery)
         cost_file = os.path.join(workdir, tag + "-cost.json")
         subprocess.run([PY, os.path.join(HERE, "measure.py"), "--json-out", cost_file, "--log", run_log, "--"] + cmd,
                        env=ansible_env(workdir), cwd=workdir, check=False)
@@ -301,8 +316,9 @@ def markdown(rows, targets, meta):
     head = ["scenario", "N", "wall s", "ms/org", "CPU s", "peak RSS MB", "peak tree PSS MB", "API calls/org",
             "rotated", "a/b", "a/c"]
     lines = ["# sfdc.eca benchmark", "",
-             "`%s` — %s, forks=%s, %s CPU(s), Python %s, ansible-core %s." % (
-                 meta["command"], meta["date"], meta["forks"], meta["cpus"], meta["python"], meta["ansible"]), "",
+             "`%s` — %s, forks=%s, role delivery=%s, %s CPU(s), Python %s, ansible-core %s." % (
+                 meta["command"], meta["date"], meta["forks"], meta["delivery"], meta["cpus"], meta["python"],
+                 meta["ansible"]), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in sorted(rows, key=lambda r: (r["orgs"], r["scenario"])):
         lines.append("| %s %s | %d | %.1f | %.1f | %.1f | %.0f | %.0f | %.1f | %d/%d | %s | %s |" % (
@@ -347,6 +363,9 @@ def main(argv=None):
     parser.add_argument("--forks", type=int, default=25, help="ansible forks = floor threads (default 25)")
     parser.add_argument("--scenarios", default="a,b,c", help="subset of a,b,c (default all)")
     parser.add_argument("--out", default=os.path.join(HERE, "results"), help="output directory")
+    parser.add_argument("--delivery", choices=["tasks_file", "vault_file"], default="tasks_file",
+                        help="how the role delivers new pairs: a no-op tasks file (default; (b) and (c) deliver "
+                             "nowhere) or ansible-vault files on the controller")
     args = parser.parse_args(argv)
     sizes = [int(x) for x in args.orgs.split(",") if x.strip()]
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
@@ -361,6 +380,7 @@ def main(argv=None):
 
     import ansible
     meta = {"command": " ".join(["python benchmarks/run.py"] + (argv if argv is not None else sys.argv[1:])),
+            "delivery": args.delivery,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "forks": args.forks,
             "cpus": os.cpu_count(), "python": sys.version.split()[0], "ansible": ansible.__version__}
 
@@ -368,7 +388,7 @@ def main(argv=None):
     for n in sizes:
         for scenario in scenarios:
             print("== N=%d scenario %s: %s" % (n, scenario, SCENARIOS[scenario]), flush=True)
-            row, not_rotated = run_one(scenario, n, args.forks, outdir, workdir)
+            row, not_rotated = run_one(scenario, n, args.forks, outdir, workdir, args.delivery)
             print("   wall %.1f s, CPU %.1f s, peak RSS %.0f MB, tree PSS %.0f MB, %.1f API calls/org, rotated %d/%d, rc %d"
                   % (row["wall_s"], row["cpu_s"], row["max_rss_mb"], row["peak_tree_pss_mb"],
                      row["api_calls_per_org"], row["rotated"], n, row["rc"]), flush=True)
