@@ -58,6 +58,7 @@ def serve(args):
     else:
         seed = args.seed
     variants = {name: value for org, name, value in args.variant if org is None}
+    t0 = time.monotonic()
     try:
         sim = Simulator(seed, tls=not args.http, variants=variants, port_base=args.port_base,
                         control_port=args.control_port)
@@ -70,7 +71,6 @@ def serve(args):
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    t0 = time.monotonic()
     try:
         sim.start()
     except OSError as exc:

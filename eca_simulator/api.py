@@ -317,14 +317,16 @@ class TokenEndpoint:
     def __init__(self, sim):
         self.sim = sim
 
-    def handle(self, org, req, instance_url):
+    def _params(self, req):
+        """(params, error response or None) of a token request."""
         if req.method != "POST":
-            return oauth_error("invalid_request", "must use HTTP POST", status=400)
+            return None, oauth_error("invalid_request", "must use HTTP POST", status=400)
         params = {k: v[-1] for k, v in urllib.parse.parse_qs(req.query).items()}
         ctype = req.headers.get("content-type", "")
         if req.body:
             if "application/x-www-form-urlencoded" not in ctype and ctype:
-                return oauth_error("invalid_request", "unsupported content type: use application/x-www-form-urlencoded")
+                return None, oauth_error("invalid_request",
+                                         "unsupported content type: use application/x-www-form-urlencoded")
             params.update({k: v[-1] for k, v in urllib.parse.parse_qs(req.body.decode("utf-8", "replace")).items()})
         for name in ("client_secret", "assertion", "refresh_token"):
             if params.get(name):
@@ -337,7 +339,13 @@ class TokenEndpoint:
                 params.setdefault("client_secret", urllib.parse.unquote(csec))
                 self.sim._remember(params["client_secret"])
             except (ValueError, UnicodeDecodeError):
-                return oauth_error("invalid_client", "invalid client credentials", status=400)
+                return None, oauth_error("invalid_client", "invalid client credentials", status=400)
+        return params, None
+
+    def handle(self, org, req, instance_url):
+        params, err = self._params(req)
+        if err:
+            return err
         grant = params.get("grant_type")
         now = self.sim.clock.time()
         if grant == "client_credentials":
@@ -347,6 +355,35 @@ class TokenEndpoint:
         if grant == "refresh_token":
             return self._refresh(org, params, now, instance_url)
         return oauth_error("unsupported_grant_type", "grant type not supported")
+
+    def handle_login(self, orgs, req, urls):
+        """The login host (login.salesforce.com): finds the org from the JWT iss or the refresh token.
+
+        Returns (response, org name or None)."""
+        params, err = self._params(req)
+        if err:
+            return err, None
+        grant = params.get("grant_type")
+        now = self.sim.clock.time()
+        if grant == "client_credentials":
+            return oauth_error("invalid_grant", "request not supported on this domain"), None
+        if grant == JWT_GRANT:
+            try:
+                claims = json.loads(_b64url_decode(params.get("assertion", "").split(".")[1]))
+                iss = claims.get("iss") if isinstance(claims, dict) else None
+            except (ValueError, IndexError, UnicodeDecodeError):
+                return oauth_error("invalid_grant", "invalid assertion"), None
+            for name, org in orgs.items():
+                if isinstance(iss, str) and org.consumer_by_key(iss, now) is not None:
+                    return self._jwt(org, params, now, urls[name]), name
+            return oauth_error("invalid_client", "invalid client credentials"), None
+        if grant == "refresh_token":
+            rt = params.get("refresh_token", "")
+            for name, org in orgs.items():
+                if rt in org.refresh_tokens:
+                    return self._refresh(org, params, now, urls[name]), name
+            return oauth_error("invalid_grant", "expired access/refresh token"), None
+        return oauth_error("unsupported_grant_type", "grant type not supported"), None
 
     def _issue(self, org, cons, user, now, instance_url, flow, secret, refresh=None):
         token = ids.new_access_token(org.org_id)

@@ -51,6 +51,11 @@ class SimClock:
                 return self._frozen - time.time()
             return self._offset
 
+    @property
+    def frozen(self):
+        with self._lock:
+            return self._frozen is not None
+
     def reset(self):
         with self._lock:
             self._offset = 0.0

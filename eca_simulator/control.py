@@ -43,7 +43,7 @@ class ControlApi:
 
     def _clock(self):
         c = self.sim.clock
-        return {"now": iso(c.time()), "time": c.time(), "offset_seconds": c.offset}
+        return {"now": iso(c.time()), "time": c.time(), "offset_seconds": c.offset, "frozen": c.frozen}
 
     def _route(self, method, route, q, body):  # noqa: C901  (a flat routing table reads best)
         sim = self.sim
@@ -59,9 +59,12 @@ class ControlApi:
         if key == ("POST", "clock"):
             adv = body.get("advance", body)
             kw = {k: adv[k] for k in ("days", "hours", "minutes", "seconds") if k in adv}
-            if not kw:
-                raise _Bad("POST /_sim/clock needs days/hours/minutes/seconds, e.g. {\"days\": 31}")
-            sim.clock.advance(**kw)
+            if "freeze" in body:
+                (sim.clock.freeze if body["freeze"] else sim.clock.unfreeze)()
+            elif not kw:
+                raise _Bad("POST /_sim/clock needs days/hours/minutes/seconds (e.g. {\"days\": 31}) or freeze")
+            if kw:
+                sim.clock.advance(**kw)
             return _json(200, self._clock())
         if key == ("GET", "variants"):
             return _json(200, sim.variants(org))

@@ -29,6 +29,7 @@ ENDPOINTS = ("usage", "credentials", "consumer", "staged", "staged_item", "token
 REST_ENDPOINTS = ENDPOINTS[:-1]
 WRITE_METHODS = ("POST", "PATCH", "DELETE")
 CONTROL = "_control"
+LOGIN = "_login"
 
 
 def validate_variant(name, value):
@@ -74,6 +75,7 @@ class Simulator:
         self._tmpdir = None
         self.ca_path = None
         self.control_url = None
+        self.login_url = None
         self._ports = {}
         self._urls = {}
         self.orgs = {name: Org(self, name) for name in self._data}
@@ -101,11 +103,13 @@ class Simulator:
                 self._ports[name] = lst.port
                 self._urls[name] = "%s://127.0.0.1:%d" % (scheme, lst.port)
             ctl = self._server.listen(self._control_port or 0, tag=CONTROL, tls=False)
+            login = self._server.listen(0, tag=LOGIN, tls=self.tls)
         except OSError:
             self._server.stop()
             self._server = None
             raise
         self.control_url = "http://127.0.0.1:%d" % ctl.port
+        self.login_url = "%s://127.0.0.1:%d" % (scheme, login.port)
         with self._lock:
             self._snapshot = copy.deepcopy(self._data)
         self._server.start()
@@ -271,7 +275,7 @@ class Simulator:
         method = method.upper()
         if method not in ("*", "GET", "POST", "PATCH", "DELETE"):
             raise ValueError("method %r must be *, GET, POST, PATCH or DELETE" % method)
-        if org not in ("*", None):
+        if org not in ("*", None, LOGIN):
             self.org(org)
         if times is not None and (not isinstance(times, int) or times < 1):
             raise ValueError("times must be a positive integer or None (always), got %r" % (times,))
@@ -377,7 +381,8 @@ class Simulator:
                               "admin": self.orgs[name].admin}
                 if data.admin_consumer.private_key_pem:
                     orgs[name]["admin"]["private_key"] = data.admin_consumer.private_key_pem
-            return {"orgs": orgs, "ca_path": self.ca_path, "control_url": self.control_url, "tls": self.tls,
+            return {"orgs": orgs, "ca_path": self.ca_path, "control_url": self.control_url,
+                    "login_url": self.login_url, "tls": self.tls,
                     "variants": dict(self._variants)}
 
     def org_state(self, org):
@@ -411,6 +416,8 @@ class Simulator:
         if tag == CONTROL:
             return self._control.handle(req)
         endpoint, version, groups = api.classify(req.path)
+        if tag == LOGIN and endpoint != "token":
+            endpoint = "other"
         lat, fault = self._take_faults(tag, endpoint, req.method)
         if lat is not None:
             time.sleep(lat["seconds"])
@@ -419,7 +426,10 @@ class Simulator:
             resp = Response(reset=True)
         else:
             resp = api.fault_response(kind, fault, endpoint) if fault else None
-            if resp is None:
+            if resp is None and tag == LOGIN:
+                resp, resolved = self._dispatch_login(req, endpoint)
+                tag = resolved or LOGIN
+            elif resp is None:
                 resp = self._dispatch(tag, req, endpoint, version, groups)
             if kind == "crash_after_write":
                 resp = Response(reset=True)
@@ -434,6 +444,12 @@ class Simulator:
         with self._log_lock:
             self._log.append(entry)
         return resp
+
+    def _dispatch_login(self, req, endpoint):
+        if endpoint != "token":
+            return api.rest_error(404, "NOT_FOUND", api.NOT_FOUND_MSG), None
+        with self._lock:
+            return self._token.handle_login(self._data, req, self._urls)
 
     def _dispatch(self, tag, req, endpoint, version, groups):
         with self._lock:

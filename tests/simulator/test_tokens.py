@@ -289,3 +289,40 @@ class TestRefreshToken:
                                   client_id=cons.main["key"]), "invalid_grant")
         assert post_token(sim, sim_http, "org01", grant_type="refresh_token", refresh_token=body["refresh_token"],
                           client_id=cons.main["key"]).status_code == 200
+
+
+class TestLoginHost:
+    """sim.login_url plays login.salesforce.com: JWT and refresh_token find their org; client_credentials is refused."""
+
+    def test_jwt_and_refresh_resolve_the_org(self, sim, sim_http, rsa_keys):
+        cons = sim.org("org02").app("Billing_Sync").consumer()
+        cons.register_certificate(pub_pem(rsa_keys[0]))
+        claims = {"iss": cons.main["key"], "sub": sim.orgs["org02"].admin["username"],
+                  "aud": "https://login.salesforce.com", "exp": int(time.time()) + 60}
+        url = sim.login_url + "/services/oauth2/token"
+        assert url.startswith("https://127.0.0.1:") and sim.state()["login_url"] == sim.login_url
+        r = sim_http.post(url, data={"grant_type": JWT, "assertion": make_jwt(rsa_keys[0], claims)})
+        assert r.status_code == 200 and r.json()["instance_url"] == sim.orgs["org02"].instance_url
+        tok = r.json()["access_token"]
+        rest = st.RestClient(sim, "org02", access_token=tok)
+        assert rest.get("/apps/oauth/usage").status_code == 200
+        rt = sim.issue_refresh_token("org01")
+        r = sim_http.post(url, data={"grant_type": "refresh_token", "refresh_token": rt,
+                                     "client_id": sim.orgs["org01"].admin["client_id"]})
+        assert r.status_code == 200 and r.json()["instance_url"] == sim.orgs["org01"].instance_url
+        assert [e["org"] for e in sim.requests() if e["endpoint"] == "token"][-2:] == ["org02", "org01"]
+        assert_refused(sim_http.post(url, data={"grant_type": JWT, "assertion": make_jwt(
+            rsa_keys[0], dict(claims, iss="3MVG9x"))}), "invalid_client")
+        assert_refused(sim_http.post(url, data={"grant_type": "refresh_token", "refresh_token": "x",
+                                                "client_id": "y"}), "invalid_grant")
+
+    def test_client_credentials_not_supported_on_login(self, sim, sim_http):
+        admin = sim.orgs["org01"].admin
+        r = sim_http.post(sim.login_url + "/services/oauth2/token",
+                          data={"grant_type": "client_credentials", "client_id": admin["client_id"],
+                                "client_secret": admin["client_secret"]})
+        assert_refused(r, "invalid_grant", "request not supported on this domain")
+        assert sim_http.get(sim.login_url + "/services/data/v65.0/apps/oauth/usage").status_code == 404
+        sim.add_fault("_login", "unavailable", endpoint="token")
+        r = sim_http.post(sim.login_url + "/services/oauth2/token", data={"grant_type": "client_credentials"})
+        assert r.status_code == 503
