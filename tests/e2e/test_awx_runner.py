@@ -81,7 +81,12 @@ class AwxJob:
             self.safe_env.update(safe)
         self.credential_inputs = list(credentials)
         self.inventory_path = self._write_inventory(inventory, *job_slice)
-        self._write_extra_vars(dict(self._awx_vars(), **(extra_vars or {})))
+        extra_vars = dict(self._awx_vars(), **(extra_vars or {}))
+        # The role's reports go where the job template says (a mounted volume in AWX); by default here
+        # into the job's project dir, so that the leak scan reads them.
+        extra_vars.setdefault("sfdc_eca_report_dir", str(self.pdd / "project" / "sfdc_eca_report"))
+        self.report_dir = Path(extra_vars["sfdc_eca_report_dir"])
+        self._write_extra_vars(extra_vars)
         if limit:
             args += ["-l", limit]
         if verbosity:
@@ -114,7 +119,6 @@ class AwxJob:
             "MAX_EVENT_RES": "700000",
             "AWX_HOST": "https://awx.example.invalid",
             "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.pdd / "cp"),
-            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
         })
         return env
 
@@ -196,11 +200,13 @@ class AwxJob:
         secrets = {s for s in secrets if s and len(s) >= 8}
         private = self.private_files()
         hits = []
-        for path in self.pdd.rglob("*"):
+        files = set(self.pdd.rglob("*")) | (set(self.report_dir.rglob("*")) if self.report_dir.is_dir() else set())
+        for path in files:
             if not path.is_file() or path in private:
                 continue
             text = path.read_bytes().decode("utf-8", "replace")
-            hits += [(str(path.relative_to(self.pdd)), _mask(s)) for s in secrets if s in text]
+            where = str(path.relative_to(self.pdd)) if self.pdd in path.parents else str(path)
+            hits += [(where, _mask(s)) for s in secrets if s in text]
         for event in self.runner.events:
             text = json.dumps(event)
             hits += [("runner.events[%s]" % event.get("counter"), _mask(s)) for s in secrets if s in text]
@@ -250,7 +256,7 @@ def vaulted_inventory(tmp_path, hosts, vault_password):
     """
     src = tmp_path / "scm_inventory"
     (src / "host_vars").mkdir(parents=True)
-    (src / "hosts.yml").write_text(yaml.safe_dump({"salesforce_orgs": {"hosts": {h: None for h in hosts}}}))
+    (src / "hosts.yml").write_text(yaml.safe_dump({"salesforce_orgs": {"hosts": {h: None for h in hosts}, "vars": ORG_GROUP_VARS}}))
     pw_file = tmp_path / "vault-pass.txt"
     pw_file.write_text(vault_password)
     for host, variables in hosts.items():
@@ -265,6 +271,8 @@ SECRET_KEYS = ("client_secret", "access_token", "refresh_token", "private_key", 
 
 
 def _yaml_with_vault(variables, pw_file):
+    from ansible.parsing.vault import VaultLib, VaultSecret
+    vault = VaultLib([("default", VaultSecret(pw_file.read_bytes().strip()))])
     lines = []
 
     def emit(key, value, indent):
@@ -274,11 +282,10 @@ def _yaml_with_vault(variables, pw_file):
             for k, v in value.items():
                 emit(k, v, indent + 2)
         elif key in SECRET_KEYS:
-            proc = _run([_exe("ansible-vault"), "encrypt_string", "--vault-password-file", str(pw_file),
-                         "--encrypt-vault-id", "default", "--stdin-name", key], stdin=value)
-            block = proc.stdout.strip().splitlines()
-            lines.append("%s%s" % (pad, block[0]))
-            lines.extend("%s%s" % (pad, ln) for ln in block[1:])
+            # Same output as `ansible-vault encrypt_string --name KEY`, without a process per value.
+            cipher = vault.encrypt(value).decode()
+            lines.append("%s%s: !vault |" % (pad, key))
+            lines.extend("%s    %s" % (pad, ln) for ln in cipher.splitlines())
         else:
             lines.append("%s%s: %s" % (pad, key, json.dumps(value)))
 
@@ -304,8 +311,12 @@ def admin_inputs(sim, org, with_ca=True):
     return inputs
 
 
+# What docs/awx.md tells users to put on the orgs' group: orgs are API endpoints, not SSH hosts.
+ORG_GROUP_VARS = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+
+
 def single_org_inventory(org):
-    return {"all": {"children": ["salesforce_orgs"]}, "salesforce_orgs": {"hosts": [org], "vars": {}},
+    return {"all": {"children": ["salesforce_orgs"]}, "salesforce_orgs": {"hosts": [org], "vars": dict(ORG_GROUP_VARS)},
             "_meta": {"hostvars": {org: {}}}}
 
 
@@ -408,3 +419,156 @@ def test_leak_scan_catches_a_printed_secret(sim, tmp_path):
     assert "artifacts/15/stdout" in places
     assert any(p.startswith("artifacts/15/job_events/") for p in places)
     assert any(p.startswith("runner.events") for p in places)
+
+
+# ---------------------------------------------------------------------------------------------
+# playbooks/rotate.yml (through the AWX project wrapper awx/project/rotate.yml) with the survey.
+# ---------------------------------------------------------------------------------------------
+
+AWX_PROJECT = {p.name: p.read_text() for p in (ROOT / "awx" / "project").glob("*.yml")}
+
+
+def survey_extra_vars(answers):
+    """Survey answers -> extra vars, as AWX passes them: each answer in its question's type (a
+    multiplechoice answer is the chosen *string*), the default for an unanswered question, and
+    nothing for an unanswered optional text question without a default."""
+    spec = json.loads((ROOT / "awx" / "survey_rotate.json").read_text())["spec"]
+    out = {}
+    for q in spec:
+        if q["variable"] in answers:
+            value = answers[q["variable"]]
+        elif q.get("default") not in (None, ""):
+            value = q["default"]
+        else:
+            continue
+        if q["type"] == "integer":
+            value = int(value)
+        elif q["type"] == "multiplechoice":
+            assert value in q["choices"].split("\n"), (q["variable"], value)
+        out[q["variable"]] = value
+    return out
+
+
+def delivery(tmp_path):
+    """Where the new pairs go: ansible-vault files on a volume the EE mounts (outside the job's dir)."""
+    volume = tmp_path / "mounted_volume"
+    volume.mkdir(exist_ok=True)
+    password = "deliver-pw-" + os.urandom(6).hex()
+    pw_file = volume / "deliver-vault-pass"
+    pw_file.write_text(password)
+    os.chmod(pw_file, 0o600)
+    return {"vault_file": str(volume / "{org}-{app_name}-{consumer_name}.yml"), "vault_password_file": str(pw_file)}, password
+
+
+def read_delivered(path, password, tmp_path):
+    pw_file = tmp_path / "read-pass"
+    pw_file.write_text(password)
+    proc = _run([_exe("ansible-vault"), "view", "--vault-password-file", str(pw_file), str(path)])
+    pw_file.unlink()
+    return yaml.safe_load(proc.stdout)
+
+
+def _pairs(sim, org, app, consumer):
+    c = sim.org(org).app(app).consumer(consumer)
+    return dict(c.main), (dict(c.staged) if c.staged else None)
+
+
+def test_rotate_single_org_credential_from_env(sim, tmp_path):
+    """One org, its admin ECA as the job's "Salesforce org (OAuth)" credential, survey answers as AWX sends them."""
+    deliver, deliver_pw = delivery(tmp_path)
+    inventory = single_org_inventory("org01")
+    inventory["_meta"]["hostvars"]["org01"] = {"sfdc_eca_rotations": [{"app_name": "Billing_Sync", "deliver": deliver}]}
+    before, _ = _pairs(sim, "org01", "Billing_Sync", "Billing")
+    untouched = _pairs(sim, "org01", "Data_Loader", "Primary")
+    extra = survey_extra_vars({"sfdc_eca_revoke_previous": "false"})
+    assert extra["sfdc_eca_revoke_previous"] == "false" and extra["sfdc_eca_canary_size"] == 1
+    job = AwxJob(tmp_path, 31, "rotate.yml", AWX_PROJECT, inventory, extra_vars=extra,
+                 credentials=[admin_inputs(sim, "org01")])
+    r = job.run()
+    assert r.status == "successful", job.stdout[-4000:]
+
+    after, staged = _pairs(sim, "org01", "Billing_Sync", "Billing")
+    assert after["key"] != before["key"] and after["secret"] != before["secret"]
+    # "false" from the survey means keep the previous pair for its grace period.
+    assert staged is not None and staged["state"] == "Rotated" and staged["key"] == before["key"]
+    assert sim.authenticates("org01", after["key"], after["secret"])
+    assert sim.authenticates("org01", before["key"], before["secret"])
+    assert _pairs(sim, "org01", "Data_Loader", "Primary") == untouched
+    delivered = read_delivered(Path(deliver["vault_file"].format(org="org01", app_name="Billing_Sync", consumer_name="Billing")),
+                               deliver_pw, tmp_path)
+    assert after["key"] in json.dumps(delivered) and after["secret"] in json.dumps(delivered)
+
+    totals = job.stats()["sfdc_eca_totals"]
+    assert totals["rotated"] == 1 and totals["failed"] == 0, totals
+    assert (job.report_dir / "report.json").is_file()
+    secrets = sim.secrets() | {deliver_pw}
+    assert not job.leaked(secrets)
+    assert not job.check_private_files(secrets)
+
+
+def test_rotate_multi_org_vaulted_inventory_and_survey(sim, tmp_path):
+    """Several orgs, per-org secrets in vault-encrypted inventory vars (SCM inventory source), the
+    job's Vault credential to decrypt them, survey: only Billing_Sync, revoke the previous pair."""
+    deliver, deliver_pw = delivery(tmp_path)
+    vault_password = "awx-vault-pw-" + os.urandom(6).hex()
+    hosts, before = {}, {}
+    for org in ("org01", "org02"):
+        o = sim.orgs[org]
+        hosts[org] = {
+            "sfdc_eca_connection": {"instance_url": o.instance_url, "client_id": o.admin["client_id"],
+                                    "client_secret": o.admin["client_secret"], "ca_path": sim.ca_path},
+            "sfdc_eca_rotations": [{"app_name": "Billing_Sync", "deliver": deliver}],
+        }
+        before[org] = _pairs(sim, org, "Billing_Sync", "Billing")[0]
+    hosts["org01"]["sfdc_eca_rotations"].append({"app_name": "Data_Loader", "consumer_name": "Primary", "deliver": deliver})
+    untouched = _pairs(sim, "org01", "Data_Loader", "Primary")
+    data, _ = vaulted_inventory(tmp_path, hosts, vault_password)
+    extra = survey_extra_vars({"sfdc_eca_apps": "Billing_Sync", "sfdc_eca_revoke_previous": "true"})
+    job = AwxJob(tmp_path, 32, "rotate.yml", AWX_PROJECT, data, extra_vars=extra, vault_password=vault_password)
+    r = job.run()
+    assert r.status == "successful", job.stdout[-4000:]
+    for org in hosts:
+        after, staged = _pairs(sim, org, "Billing_Sync", "Billing")
+        assert after["key"] != before[org]["key"], org
+        assert sim.authenticates(org, after["key"], after["secret"]), org
+        # "true": the previous pair is revoked at once.
+        assert staged is None, (org, staged)
+        assert not sim.authenticates(org, before[org]["key"], before[org]["secret"]), org
+    # The survey left Data_Loader out.
+    assert _pairs(sim, "org01", "Data_Loader", "Primary") == untouched
+    secrets = sim.secrets() | {deliver_pw, vault_password}
+    assert not job.leaked(secrets)
+    assert not job.check_private_files(secrets)
+
+
+def test_workflow_audit_then_rotate_with_artifacts(sim, tmp_path):
+    """The workflow's nodes: audit publishes set_stats; AWX passes those artifacts to the next job as
+    extra vars (after the approval node); rotate runs with them and publishes its own."""
+    deliver, deliver_pw = delivery(tmp_path)
+    inventory = single_org_inventory("org01")
+    inventory["_meta"]["hostvars"]["org01"] = {"sfdc_eca_rotations": [{"app_name": "Billing_Sync", "deliver": deliver}]}
+    creds = [admin_inputs(sim, "org01")]
+    # Both job templates write their reports to the same mounted volume (extra vars of the templates).
+    answers = dict(survey_extra_vars({}), sfdc_eca_report_dir=str(tmp_path / "reports_volume"))
+    before, _ = _pairs(sim, "org01", "Billing_Sync", "Billing")
+
+    audit = AwxJob(tmp_path, 41, "audit.yml", AWX_PROJECT, inventory, extra_vars=answers, credentials=creds)
+    assert audit.run().status == "successful", audit.stdout[-4000:]
+    assert sim.write_count("org01") == 0
+    audit_stats = audit.stats()
+    assert audit_stats["sfdc_eca_totals"]["orgs"] == 1 and audit_stats["sfdc_eca_totals"]["failed"] == 0, audit_stats
+    assert _pairs(sim, "org01", "Billing_Sync", "Billing")[0] == before
+
+    # (approval node: a person approves) -> rotate gets the ancestors' artifacts as extra vars, under the
+    # workflow's own extra vars and survey answers (WorkflowJobNode.get_job_kwargs: "Workflow Job
+    # extra_vars higher precedence than ancestor artifacts").
+    rotate = AwxJob(tmp_path, 42, "rotate.yml", AWX_PROJECT, inventory, extra_vars=dict(audit_stats, **answers), credentials=creds)
+    assert rotate.run().status == "successful", rotate.stdout[-4000:]
+    assert _pairs(sim, "org01", "Billing_Sync", "Billing")[0]["key"] != before["key"]
+    totals = rotate.stats()["sfdc_eca_totals"]
+    assert totals["rotated"] == 1 and totals["failed"] == 0, totals
+    assert {p.name for p in (tmp_path / "reports_volume").iterdir()} >= {"audit.json", "report.json"}
+    secrets = sim.secrets() | {deliver_pw}
+    for job in (audit, rotate):
+        assert not job.leaked(secrets)
+        assert not job.check_private_files(secrets)
