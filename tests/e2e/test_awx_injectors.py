@@ -302,6 +302,16 @@ def test_awx_accepts_the_type(ctype):
     assert ctype["inputs"]["required"] == ["instance_url"]
 
 
+def test_awx_accepts_the_vault_lookup_type(tmp_path):
+    vtype = load_credential_type(ROOT / "awx" / "credential_type_hashi_vault_env.yml")
+    validate_credential_type(vtype)
+    env, safe_env = {}, {}
+    validate_credential_inputs(vtype, {"url": "https://vault.example.com:8200", "token": "hvs.FAKEFAKEFAKE1234"})
+    inject_credential(vtype, {"url": "https://vault.example.com:8200", "token": "hvs.FAKEFAKEFAKE1234"}, env, safe_env, tmp_path)
+    assert env["VAULT_ADDR"] == "https://vault.example.com:8200" and env["VAULT_TOKEN"] == "hvs.FAKEFAKEFAKE1234"
+    assert "hvs.FAKEFAKEFAKE1234" not in repr(build_safe_env(env)) and "hvs.FAKE" not in repr(safe_env)
+
+
 def test_validator_rejects_what_awx_rejects(ctype):
     """The stand-in must be able to say no, or the test above proves nothing."""
     bad = load_credential_type()
