@@ -1,0 +1,73 @@
+"""Benchmark helper: wall time of every task (first host start to last host end) and host results.
+
+Enabled by benchmarks/run.py for the role scenario (ANSIBLE_CALLBACKS_ENABLED=bench_task_times);
+writes JSON to $BENCH_TASK_TIMES at the end of the run.
+"""
+
+import json
+import os
+import time
+
+from ansible.plugins.callback import CallbackBase
+
+DOCUMENTATION = """
+name: bench_task_times
+type: aggregate
+short_description: per-task wall time for the sfdc.eca benchmark
+description: Writes the wall time and per-host result counts of every task to $BENCH_TASK_TIMES.
+"""
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "bench_task_times"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self):
+        super().__init__()
+        self.tasks = {}
+        self.order = []
+        self.current = None
+
+    def _task(self, task):
+        key = "%s | %s" % (task.get_path() or "", task.get_name())
+        if key not in self.tasks:
+            self.tasks[key] = {"task": task.get_name(), "path": task.get_path(), "wall_s": 0.0, "ok": 0,
+                               "changed": 0, "skipped": 0, "failed": 0, "runs": 0}
+            self.order.append(key)
+        return key
+
+    def _close(self):
+        if self.current is not None:
+            key, start = self.current
+            self.tasks[key]["wall_s"] += time.perf_counter() - start
+            self.current = None
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        self._close()
+        key = self._task(task)
+        self.tasks[key]["runs"] += 1
+        self.current = (key, time.perf_counter())
+
+    def v2_playbook_on_handler_task_start(self, task):
+        self.v2_playbook_on_task_start(task, False)
+
+    def _count(self, result, field):
+        self.tasks[self._task(result._task)][field] += 1
+
+    def v2_runner_on_ok(self, result):
+        self._count(result, "changed" if result._result.get("changed") else "ok")
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._count(result, "failed")
+
+    def v2_runner_on_skipped(self, result):
+        self._count(result, "skipped")
+
+    def v2_playbook_on_stats(self, stats):
+        self._close()
+        path = os.environ.get("BENCH_TASK_TIMES")
+        if path:
+            with open(path, "w") as f:
+                json.dump([self.tasks[k] for k in self.order], f, indent=1)
