@@ -55,7 +55,7 @@ class AwxJob:
     """One AWX job: build the private data dir like RunJob does, then hand it to ansible-runner."""
 
     def __init__(self, base, job_id, playbook, project_files, inventory, extra_vars=None, credentials=(),
-                 vault_password=None, limit=None, job_slice=(1, 1), verbosity=0):
+                 vault_password=None, limit=None, job_slice=(1, 1), verbosity=0, task_env=None, credential_types=None):
         self.job_id = job_id
         self.pdd = Path(tempfile.mkdtemp(prefix="awx_%d_" % job_id, dir=str(base)))
         os.chmod(self.pdd, stat.S_IRWXU)
@@ -69,10 +69,12 @@ class AwxJob:
         self.vault_password = vault_password
         self.injected = {}     # what the credentials put in the environment
         self.env = self._base_env()
+        # Settings > Jobs > "Extra Environment Variables" (AWX_TASK_ENV)
+        self.env.update(task_env or {})
         self.safe_env = build_safe_env(self.env)
-        ctype = load_credential_type()
         args = []
-        for inputs in credentials:
+        for i, inputs in enumerate(credentials):
+            ctype = (credential_types or {}).get(i) or load_credential_type()
             validate_credential_inputs(ctype, inputs)
             injected, safe = {}, {}
             inject_credential(ctype, inputs, injected, safe, self.pdd)
@@ -239,7 +241,7 @@ class AwxJob:
     def _public_values(self):
         """Injected values that are not secret (URLs, consumer keys, usernames, file paths)."""
         names = ("SALESFORCE_INSTANCE_URL", "SALESFORCE_CLIENT_ID", "SALESFORCE_USERNAME", "SALESFORCE_TOKEN_URL",
-                 "SALESFORCE_AUDIENCE", "SALESFORCE_PRIVATE_KEY_FILE", "SALESFORCE_CA_PATH")
+                 "SALESFORCE_AUDIENCE", "SALESFORCE_PRIVATE_KEY_FILE", "SALESFORCE_CA_PATH", "VAULT_ADDR", "VAULT_NAMESPACE")
         return {self.injected.get(n) for n in names if self.injected.get(n)}
 
 
@@ -572,3 +574,96 @@ def test_workflow_audit_then_rotate_with_artifacts(sim, tmp_path):
     for job in (audit, rotate):
         assert not job.leaked(secrets)
         assert not job.check_private_files(secrets)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pattern B of docs/awx.md: per-org credentials read from HashiCorp Vault by a lookup in the
+# inventory variables. Needs community.hashi_vault and hvac (not test dependencies of this
+# collection): runs where both are found (SFDC_AWX_COLLECTIONS_PATH, see test_awx_register.py).
+# ---------------------------------------------------------------------------------------------
+
+def _hashi_vault_path():
+    import importlib.util
+    if importlib.util.find_spec("hvac") is None:
+        return None
+    for path in [os.environ.get("SFDC_AWX_COLLECTIONS_PATH", "")] + os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep):
+        if path and (Path(path) / "ansible_collections/community/hashi_vault/plugins/lookup/vault_kv2_get.py").is_file():
+            return path
+    return None
+
+
+class FakeVault:
+    """Just enough of Vault's HTTP API for a KV v2 read with a token (GET /v1/<mount>/data/<path>)."""
+
+    def __init__(self, token, secrets):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        self.reads = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                path = self.path.split("?")[0]
+                fake.reads.append(path)
+                if self.headers.get("X-Vault-Token") != token:
+                    return self._send(403, {"errors": ["permission denied"]})
+                prefix = "/v1/secret/data/"
+                if path.startswith(prefix) and path[len(prefix):] in secrets:
+                    data = {"data": secrets[path[len(prefix):]], "metadata": {"version": 1, "destroyed": False}}
+                    return self._send(200, {"data": data, "lease_duration": 0, "renewable": False})
+                return self._send(404, {"errors": []})
+
+            def _send(self, code, body):
+                raw = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _doc_block(marker):
+    """The YAML code block of docs/awx.md that starts with the comment line `marker`."""
+    text = (ROOT / "docs" / "awx.md").read_text()
+    start = text.index(marker)
+    return text[start:text.index("```", start)]
+
+
+@pytest.mark.skipif(_hashi_vault_path() is None, reason="community.hashi_vault and hvac are not installed")
+def test_multi_org_secret_store_lookup_as_documented(sim, tmp_path):
+    group_vars = yaml.safe_load(_doc_block("# inventory/group_vars/salesforce_orgs.yml"))
+    assert "vault_kv2_get" in group_vars["_sfdc_eca_secret"]
+    token = "hvs." + os.urandom(12).hex()
+    secrets = {"salesforce/%s/automation" % org: {"instance_url": sim.orgs[org].instance_url, "client_id": sim.orgs[org].admin["client_id"],
+                                                   "client_secret": sim.orgs[org].admin["client_secret"]} for org in ("org01", "org02")}
+    inventory = {"all": {"children": ["salesforce_orgs"]},
+                 "salesforce_orgs": {"hosts": ["org01", "org02"], "vars": dict(ORG_GROUP_VARS, **group_vars)},
+                 "_meta": {"hostvars": {"org01": {}, "org02": {}}}}
+    vtype = load_credential_type(ROOT / "awx" / "credential_type_hashi_vault_env.yml")
+    with FakeVault(token, secrets) as vault:
+        collections = os.pathsep.join([_hashi_vault_path(), os.environ.get("ANSIBLE_COLLECTIONS_PATH", "")])
+        job = AwxJob(tmp_path, 51, "check_connection.yml", CHECK_PROJECT, inventory,
+                     credentials=[{"url": vault.url, "token": token}], credential_types={0: vtype},
+                     task_env={"SALESFORCE_CA_PATH": sim.ca_path, "ANSIBLE_COLLECTIONS_PATH": collections})
+        r = job.run()
+        assert r.status == "successful", job.stdout[-4000:]
+        assert {p for p in vault.reads} == {"/v1/secret/data/" + k for k in secrets}
+    for org in ("org01", "org02"):
+        assert "%s: signed in with client_credentials" % org in job.stdout
+    assert not job.leaked(sim.secrets() | {token})
+    assert not job.check_private_files(sim.secrets() | {token})
