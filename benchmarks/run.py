@@ -236,11 +236,17 @@ def run_one(scenario, n, forks, outdir, workdir, delivery="tasks_file"):
         baseline_calls = {org: sim.api_calls(org) for org in names}
         cmd = scenario_command(scenario, sim, workdir, forks, delivery)
         cost_file = os.path.join(workdir, tag + "-cost.json")
+        env = ansible_env(workdir)
+        times_file = os.path.join(outdir, "role-tasks-n%d.json" % n)
+        if scenario == "a":
+            env.update(ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, "callback_plugins"),
+                       ANSIBLE_CALLBACKS_ENABLED="bench_task_times", BENCH_TASK_TIMES=times_file)
         subprocess.run([PY, os.path.join(HERE, "measure.py"), "--json-out", cost_file, "--log", run_log, "--"] + cmd,
-                       env=ansible_env(workdir), cwd=workdir, check=False)
+                       env=env, cwd=workdir, check=False)
         with open(cost_file) as f:
             cost = json.load(f)
         calls = sum(sim.api_calls(org) - baseline_calls[org] for org in names)
+        first_org_calls = sim.control("/_sim/counts?org=%s" % names[0])["counts"]
         not_rotated = []
         for org in names:
             main_key, staged_state = sim.consumer_state(org)
@@ -249,16 +255,23 @@ def run_one(scenario, n, forks, outdir, workdir, delivery="tasks_file"):
                     org, "unchanged" if main_key == before[org] else "changed", staged_state))
     row = dict(scenario=scenario, label=SCENARIOS[scenario], orgs=n, forks=forks, **cost)
     row["api_calls_per_org"] = round(calls / float(n), 2)
+    row["api_calls_first_org"] = " ".join("%s=%d" % kv for kv in sorted(first_org_calls.items()))
     row["rotated"] = n - len(not_rotated)
     row["log"] = os.path.relpath(run_log, outdir)
+    row["host_tasks_per_org"] = ""
+    if scenario == "a" and os.path.exists(times_file):
+        with open(times_file) as f:
+            tasks = json.load(f)
+        executed = sum(t["ok"] + t["changed"] + t["skipped"] + t["failed"] for t in tasks)
+        row["host_tasks_per_org"] = round(executed / float(n), 1)
     return row, not_rotated
 
 
 # -- reporting ---------------------------------------------------------------------------------
 
 COLUMNS = ["scenario", "label", "orgs", "forks", "rc", "wall_s", "cpu_s", "cpu_user_s", "cpu_sys_s", "max_rss_mb",
-           "peak_tree_pss_mb", "peak_procs", "api_calls_per_org", "rotated", "wall_per_org_ms", "a_over_b",
-           "a_over_c"]
+           "peak_tree_pss_mb", "peak_procs", "api_calls_per_org", "host_tasks_per_org", "rotated", "wall_per_org_ms", "a_over_b",
+           "a_over_c", "a_over_b_cpu", "a_over_c_cpu", "api_calls_first_org"]
 
 
 def add_ratios(rows):
@@ -270,9 +283,11 @@ def add_ratios(rows):
             b, c = by.get(("b", r["orgs"])), by.get(("c", r["orgs"]))
             r["a_over_b"] = round(a["wall_s"] / b["wall_s"], 3) if b else ""
             r["a_over_c"] = round(a["wall_s"] / c["wall_s"], 3) if c else ""
+            r["a_over_b_cpu"] = round(a["cpu_s"] / b["cpu_s"], 3) if b and b["cpu_s"] else ""
+            r["a_over_c_cpu"] = round(a["cpu_s"] / c["cpu_s"], 3) if c and c["cpu_s"] else ""
         else:
-            r.setdefault("a_over_b", "")
-            r.setdefault("a_over_c", "")
+            for k in ("a_over_b", "a_over_c", "a_over_b_cpu", "a_over_c_cpu"):
+                r.setdefault(k, "")
 
 
 def check_targets(rows):
@@ -314,21 +329,43 @@ def write_outputs(rows, targets, outdir, meta):
 
 def markdown(rows, targets, meta):
     head = ["scenario", "N", "wall s", "ms/org", "CPU s", "peak RSS MB", "peak tree PSS MB", "API calls/org",
-            "rotated", "a/b", "a/c"]
+            "host tasks/org", "rotated", "a/b wall (CPU)", "a/c wall (CPU)"]
     lines = ["# sfdc.eca benchmark", "",
              "`%s` — %s, forks=%s, role delivery=%s, %s CPU(s), Python %s, ansible-core %s." % (
                  meta["command"], meta["date"], meta["forks"], meta["delivery"], meta["cpus"], meta["python"],
                  meta["ansible"]), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in sorted(rows, key=lambda r: (r["orgs"], r["scenario"])):
-        lines.append("| %s %s | %d | %.1f | %.1f | %.1f | %.0f | %.0f | %.1f | %d/%d | %s | %s |" % (
+        lines.append("| %s %s | %d | %.1f | %.1f | %.1f | %.0f | %.0f | %.1f | %s | %d/%d | %s | %s |" % (
             r["scenario"], r["label"], r["orgs"], r["wall_s"], r["wall_per_org_ms"], r["cpu_s"], r["max_rss_mb"],
-            r["peak_tree_pss_mb"], r["api_calls_per_org"], r["rotated"], r["orgs"],
-            r["a_over_b"] if r["a_over_b"] != "" else "", r["a_over_c"] if r["a_over_c"] != "" else ""))
+            r["peak_tree_pss_mb"], r["api_calls_per_org"], r.get("host_tasks_per_org", ""), r["rotated"], r["orgs"],
+            _ratio(r, "a_over_b"), _ratio(r, "a_over_c")))
+    lines += ["", "API calls of the first org, by endpoint:", ""]
+    for r in sorted(rows, key=lambda r: (r["orgs"], r["scenario"])):
+        if r["orgs"] == max(x["orgs"] for x in rows):
+            lines.append("- (%s) %s" % (r["scenario"], r.get("api_calls_first_org", "")))
+    breakdown = meta.get("role_tasks")
+    if breakdown:
+        n, tasks = breakdown
+        total = sum(t["wall_s"] for t in tasks) or 1.0
+        lines += ["", "Role (a) at N=%d: the 12 costliest tasks (wall, summed over batches; host runs = "
+                  "ok+changed+skipped+failed):" % n, "",
+                  "| task | wall s | share | host runs (skipped) |", "|---|---|---|---|"]
+        for t in sorted(tasks, key=lambda t: -t["wall_s"])[:12]:
+            runs = t["ok"] + t["changed"] + t["skipped"] + t["failed"]
+            lines.append("| %s | %.1f | %.0f%% | %d (%d) |" % (t["task"].replace("|", "/"), t["wall_s"],
+                                                               100.0 * t["wall_s"] / total, runs, t["skipped"]))
     if targets:
         lines += ["", "| target | measured | met |", "|---|---|---|"]
         lines += ["| %s | %s | %s |" % (name, value, "yes" if ok else "**no**") for name, value, ok in targets]
     return "\n".join(lines) + "\n"
+
+
+def _ratio(r, key):
+    if r.get(key) in ("", None):
+        return ""
+    cpu = r.get(key + "_cpu")
+    return "%.3f (%.3f)" % (r[key], cpu) if cpu not in ("", None) else "%.3f" % r[key]
 
 
 def plot(rows, path):
@@ -399,6 +436,10 @@ def main(argv=None):
             rows.append(row)
     add_ratios(rows)
     targets = check_targets(rows)
+    a_sizes = sorted(r["orgs"] for r in rows if r["scenario"] == "a")
+    if a_sizes and os.path.exists(os.path.join(outdir, "role-tasks-n%d.json" % a_sizes[-1])):
+        with open(os.path.join(outdir, "role-tasks-n%d.json" % a_sizes[-1])) as f:
+            meta["role_tasks"] = (a_sizes[-1], json.load(f))
     md = write_outputs(rows, targets, outdir, meta)
     shutil.rmtree(workdir, ignore_errors=True)  # inventories hold simulator credentials
     print()
