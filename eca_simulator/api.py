@@ -85,8 +85,13 @@ def fault_response(kind, kw, endpoint):
         if kw.get("retry_after") is not None:
             hdrs.append(("Retry-After", str(kw["retry_after"])))
         return rest_error(503, "SERVER_UNAVAILABLE", "Server unavailable: too many requests, please retry later.", hdrs)
+    if kind == "too_many_requests":
+        hdrs = []
+        if kw.get("retry_after") is not None:
+            hdrs.append(("Retry-After", str(kw["retry_after"])))
+        return rest_error(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests, please retry later.", hdrs)
     if kind == "server_error":
-        return rest_error(500, "UNKNOWN_EXCEPTION",
+        return rest_error(kw.get("status", 500), "UNKNOWN_EXCEPTION",
                           "An unexpected error occurred. Please include this ErrorId if you contact support: "
                           "1234567890-12345 (-1234567890)")
     if kind == "feature_disabled":

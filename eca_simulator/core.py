@@ -20,11 +20,12 @@ VARIANTS = {
     "staged_url_spelling": ("Url", "URL"),
     "staged_id_on_rotate": ("keep", "new"),
     "refresh_token_rotation": ("off", "on"),
+    "error_body": ("array", "object"),
 }
 DEFAULT_VARIANTS = {k: v[0] for k, v in VARIANTS.items()}
 
-FAULT_KINDS = ("latency", "invalid_session", "limit_exceeded", "unavailable", "server_error", "malformed_json",
-               "reset", "feature_disabled", "crash_after_write")
+FAULT_KINDS = ("latency", "invalid_session", "limit_exceeded", "unavailable", "too_many_requests", "server_error",
+               "malformed_json", "reset", "feature_disabled", "crash_after_write")
 ENDPOINTS = ("usage", "credentials", "consumer", "staged", "staged_item", "token")
 REST_ENDPOINTS = ENDPOINTS[:-1]
 WRITE_METHODS = ("POST", "PATCH", "DELETE")
@@ -279,13 +280,16 @@ class Simulator:
             self.org(org)
         if times is not None and (not isinstance(times, int) or times < 1):
             raise ValueError("times must be a positive integer or None (always), got %r" % (times,))
-        allowed = {"latency": {"seconds"}, "unavailable": {"retry_after"}}.get(kind, set())
+        allowed = {"latency": {"seconds"}, "unavailable": {"retry_after"}, "too_many_requests": {"retry_after"},
+                   "server_error": {"status"}}.get(kind, set())
         extra = set(kw) - allowed
         if extra:
             raise ValueError("fault %s takes no option(s) %s%s" % (kind, ", ".join(sorted(extra)),
                                                                    "; allowed: " + ", ".join(allowed) if allowed else ""))
         if kind == "latency" and not isinstance(kw.get("seconds"), (int, float)):
             raise ValueError("fault latency needs seconds=<number>")
+        if kind == "server_error" and kw.get("status", 500) not in (500, 502, 504):
+            raise ValueError("fault server_error status=%r must be 500, 502 or 504" % (kw.get("status"),))
         with self._lock:
             self._fault_seq += 1
             fault = {"id": self._fault_seq, "org": org or "*", "kind": kind, "method": method, "endpoint": endpoint,
@@ -437,6 +441,8 @@ class Simulator:
                 resp = api.corrupt(resp)
         if endpoint in REST_ENDPOINTS or endpoint == "rest_other":
             data = self._data[tag]
+            if resp.status >= 400 and resp.body[:1] == b"[" and self.variant(data, "error_body") == "object":
+                resp.body = resp.body[1:-1]  # the single-object error shape some clients report
             resp.headers.append(("Sforce-Limit-Info", "api-usage=%d/%d" % (data.api_usage, data.api_limit)))
         entry = {"org": tag, "method": req.method, "endpoint": endpoint, "path": req.path,
                  "query": req.query if endpoint != "token" else "", "status": 0 if resp.reset else resp.status,

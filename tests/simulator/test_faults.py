@@ -83,6 +83,18 @@ def test_unavailable_with_and_without_retry_after(sim, rest):
     assert _usage(rest).status_code == 200
 
 
+def test_too_many_requests_and_gateway_errors(sim, rest):
+    sim.add_fault("org01", "too_many_requests", retry_after=2)
+    sim.add_fault("org01", "too_many_requests")
+    sim.add_fault("org01", "server_error", status=502)
+    sim.add_fault("org01", "server_error", status=504)
+    r = _usage(rest)
+    assert r.status_code == 429 and r.headers["Retry-After"] == "2" and isinstance(r.json(), list)
+    r = _usage(rest)
+    assert r.status_code == 429 and "Retry-After" not in r.headers
+    assert [_usage(rest).status_code for _ in range(3)] == [502, 504, 200]
+
+
 def test_feature_disabled_fault(sim, rest):
     sim.add_fault("org01", "feature_disabled", endpoint="staged")
     r = rest.get(rest.consumer_path("Billing_Sync") + "/staged")
@@ -178,6 +190,8 @@ def test_fault_validation(sim):
         sim.add_fault("org01", "latency")
     with pytest.raises(ValueError, match="retry_after"):
         sim.add_fault("org01", "server_error", retry_after=3)
+    with pytest.raises(ValueError, match="500, 502 or 504"):
+        sim.add_fault("org01", "server_error", status=503)
     with pytest.raises(ValueError, match="times"):
         sim.add_fault("org01", "reset", times=0)
     with pytest.raises(KeyError):

@@ -12,8 +12,12 @@ def _tls(sim, org="org01"):
     return ssl.create_default_context(cafile=sim.ca_path).wrap_socket(raw, server_hostname="127.0.0.1")
 
 
+_LEFTOVER = {}
+
+
 def _read_response(s):
-    data = b""
+    """One HTTP response from socket s; bytes past it are kept for the next call on the same socket."""
+    data = _LEFTOVER.pop(id(s), b"")
     while b"\r\n\r\n" not in data:
         chunk = s.recv(4096)
         if not chunk:
@@ -21,9 +25,12 @@ def _read_response(s):
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     length = [int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")]
-    while length and len(body) < length[0]:
+    n = length[0] if length else 0
+    while len(body) < n:
         body += s.recv(4096)
-    return head + b"\r\n\r\n" + body
+    if body[n:]:
+        _LEFTOVER[id(s)] = body[n:]
+    return head + b"\r\n\r\n" + body[:n]
 
 
 def test_idle_keepalive_connections_do_not_pin_workers(sim_factory):

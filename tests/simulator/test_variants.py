@@ -18,7 +18,7 @@ def _rotate_once(rest):
 def test_defaults(sim):
     assert sim.variants() == {"post_over_rotated": "reject", "empty_staged": "empty_list", "post_body": "wrapper",
                               "staged_url_spelling": "Url", "staged_id_on_rotate": "keep",
-                              "refresh_token_rotation": "off"}
+                              "refresh_token_rotation": "off", "error_body": "array"}
     assert set(VARIANTS) == set(sim.variants())
 
 
@@ -119,3 +119,16 @@ def test_variants_from_constructor_and_seed():
     assert sim.variants("a")["empty_staged"] == "not_found"
     assert sim.variants("b")["empty_staged"] == "empty_list" and sim.variants("b")["post_body"] == "flat"
     assert sim.variants()["staged_id_on_rotate"] == "new"
+
+
+def test_error_body_shape(sim):
+    sim.set_variants("org01", error_body="object")
+    rest = st.RestClient(sim, "org01")
+    r = rest.get("/apps/oauth/credentials/0xI000000000000")
+    assert r.status_code == 404
+    assert r.json() == {"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}
+    sim.add_fault("org01", "limit_exceeded")
+    assert rest.get("/apps/oauth/usage").json()["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
+    assert rest.get("/apps/oauth/usage").status_code == 200
+    rest2 = st.RestClient(sim, "org02")
+    assert rest2.get("/apps/oauth/credentials/0xI000000000000").json()[0]["errorCode"] == "NOT_FOUND"
