@@ -1,4 +1,7 @@
-"""Benchmark helper: wall time of every task (first host start to last host end) and host results.
+"""Benchmark helper: wall and CPU time of every task (first host start to last host end) and host results.
+
+CPU is the controller's own plus its reaped workers' (RUSAGE_SELF + RUSAGE_CHILDREN) between one
+task start and the next: robust against other load on the machine, unlike wall time.
 
 Enabled by benchmarks/run.py for the role scenario (ANSIBLE_CALLBACKS_ENABLED=bench_task_times);
 writes JSON to $BENCH_TASK_TIMES at the end of the run.
@@ -6,6 +9,7 @@ writes JSON to $BENCH_TASK_TIMES at the end of the run.
 
 import json
 import os
+import resource
 import time
 
 from ansible.plugins.callback import CallbackBase
@@ -33,22 +37,31 @@ class CallbackModule(CallbackBase):
     def _task(self, task):
         key = "%s | %s" % (task.get_path() or "", task.get_name())
         if key not in self.tasks:
-            self.tasks[key] = {"task": task.get_name(), "path": task.get_path(), "wall_s": 0.0, "ok": 0,
+            self.tasks[key] = {"task": task.get_name(), "path": task.get_path(), "wall_s": 0.0, "cpu_s": 0.0, "ok": 0,
                                "changed": 0, "skipped": 0, "failed": 0, "runs": 0}
             self.order.append(key)
         return key
 
+    @staticmethod
+    def _cpu():
+        total = 0.0
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+            usage = resource.getrusage(who)
+            total += usage.ru_utime + usage.ru_stime
+        return total
+
     def _close(self):
         if self.current is not None:
-            key, start = self.current
+            key, start, cpu = self.current
             self.tasks[key]["wall_s"] += time.perf_counter() - start
+            self.tasks[key]["cpu_s"] += self._cpu() - cpu
             self.current = None
 
     def v2_playbook_on_task_start(self, task, is_conditional):
         self._close()
         key = self._task(task)
         self.tasks[key]["runs"] += 1
-        self.current = (key, time.perf_counter())
+        self.current = (key, time.perf_counter(), self._cpu())
 
     def v2_playbook_on_handler_task_start(self, task):
         self.v2_playbook_on_task_start(task, False)
