@@ -24,6 +24,7 @@ tests run ansible-runner without a container, so the host path is kept (``contai
 import os
 import re
 import stat
+import sys
 import tempfile
 from pathlib import Path
 
@@ -342,6 +343,9 @@ def test_every_secret_input_is_secret(ctype):
 
 def test_env_names_are_the_modules_fallbacks(ctype):
     """Each injected variable is SALESFORCE_<option> for a connection option with that env fallback."""
+    for path in [str(ROOT.parents[2])] + os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep):
+        if path and path not in sys.path and (Path(path) / "ansible_collections" / "sfdc" / "eca").exists():
+            sys.path.append(path)
     from ansible_collections.sfdc.eca.plugins.module_utils._common import connection_argument_spec
 
     spec = connection_argument_spec()
@@ -411,7 +415,7 @@ def test_awx_job_record_hides_every_secret_variable(ctype, tmp_path):
     """Whatever AWX stores as the job's environment (build_safe_env) carries no secret of this type."""
     inputs = {"instance_url": "https://acme.my.salesforce.com", "client_id": "3MVGfakeKey", "username": "int@acme.com"}
     inputs.update(FAKE)
-    env, _ = _inject(ctype, inputs, tmp_path)
+    env = _inject(ctype, inputs, tmp_path)[0]
     stored = repr(build_safe_env(env))
     for name, value in FAKE.items():
         assert value not in stored, name

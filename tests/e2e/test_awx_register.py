@@ -122,7 +122,7 @@ def _playbook(*args, env_extra=None):
             del env[name]
     env.update(env_extra or {})
     exe = Path(sys.executable).parent / "ansible-playbook"
-    return subprocess.run([str(exe), str(PLAYBOOK), *args], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([str(exe), str(PLAYBOOK), *args], env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
 @needs_awx

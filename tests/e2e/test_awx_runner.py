@@ -266,7 +266,7 @@ def vaulted_inventory(tmp_path, hosts, vault_password):
     os.chmod(pw_file, 0o600)
     proc = _run([_exe("ansible-inventory"), "-i", str(src / "hosts.yml"), "--list", "--export"])
     pw_file.unlink()
-    return json.loads(proc.stdout), src
+    return json.loads(proc.stdout)
 
 
 SECRET_KEYS = ("client_secret", "access_token", "refresh_token", "private_key", "private_key_passphrase")
@@ -299,7 +299,7 @@ def _yaml_with_vault(variables, pw_file):
 def _run(cmd, stdin=None):
     import subprocess
     env = dict(os.environ, ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=120, env=env, check=False)
     assert proc.returncode == 0, "%s: %s" % (cmd[0], proc.stderr[-2000:])
     return proc
 
@@ -380,7 +380,7 @@ def test_multi_org_vaulted_inventory_vars(sim, tmp_path):
         o = sim.orgs[org]
         hosts[org] = {"sfdc_eca_connection": {"instance_url": o.instance_url, "client_id": o.admin["client_id"],
                                               "client_secret": o.admin["client_secret"], "ca_path": sim.ca_path}}
-    data, _ = vaulted_inventory(tmp_path, hosts, vault_password)
+    data = vaulted_inventory(tmp_path, hosts, vault_password)
     assert "__ansible_vault" in json.dumps(data)
     job = AwxJob(tmp_path, 14, "check_connection.yml", CHECK_PROJECT, data, vault_password=vault_password)
     assert not any(sim.orgs[o].admin["client_secret"] in (job.pdd / "inventory" / "hosts").read_text() for o in hosts)
@@ -399,7 +399,7 @@ def test_job_slicing_splits_orgs(sim, tmp_path):
     hosts = {org: {"sfdc_eca_connection": {"instance_url": sim.orgs[org].instance_url, "client_id": sim.orgs[org].admin["client_id"],
                                            "client_secret": sim.orgs[org].admin["client_secret"], "ca_path": sim.ca_path}}
              for org in ("org01", "org02")}
-    data, _ = vaulted_inventory(tmp_path, hosts, vault_password)
+    data = vaulted_inventory(tmp_path, hosts, vault_password)
     seen = {}
     for n in (1, 2):
         job = AwxJob(tmp_path, 20 + n, "check_connection.yml", CHECK_PROJECT, data, vault_password=vault_password, job_slice=(n, 2))
@@ -417,7 +417,7 @@ def test_leak_scan_catches_a_printed_secret(sim, tmp_path):
     job = AwxJob(tmp_path, 15, "careless.yml", project, single_org_inventory("org01"), credentials=[admin_inputs(sim, "org01")])
     assert job.run().status == "successful"
     secret = sim.orgs["org01"].admin["client_secret"]
-    places = {path for path, _ in job.leaked({secret})}
+    places = {hit[0] for hit in job.leaked({secret})}
     assert "artifacts/15/stdout" in places
     assert any(p.startswith("artifacts/15/job_events/") for p in places)
     assert any(p.startswith("runner.events") for p in places)
@@ -480,7 +480,7 @@ def test_rotate_single_org_credential_from_env(sim, tmp_path):
     deliver, deliver_pw = delivery(tmp_path)
     inventory = single_org_inventory("org01")
     inventory["_meta"]["hostvars"]["org01"] = {"sfdc_eca_rotations": [{"app_name": "Billing_Sync", "deliver": deliver}]}
-    before, _ = _pairs(sim, "org01", "Billing_Sync", "Billing")
+    before = _pairs(sim, "org01", "Billing_Sync", "Billing")[0]
     untouched = _pairs(sim, "org01", "Data_Loader", "Primary")
     extra = survey_extra_vars({"sfdc_eca_revoke_previous": "false"})
     assert extra["sfdc_eca_revoke_previous"] == "false" and extra["sfdc_eca_canary_size"] == 1
@@ -524,7 +524,7 @@ def test_rotate_multi_org_vaulted_inventory_and_survey(sim, tmp_path):
         before[org] = _pairs(sim, org, "Billing_Sync", "Billing")[0]
     hosts["org01"]["sfdc_eca_rotations"].append({"app_name": "Data_Loader", "consumer_name": "Primary", "deliver": deliver})
     untouched = _pairs(sim, "org01", "Data_Loader", "Primary")
-    data, _ = vaulted_inventory(tmp_path, hosts, vault_password)
+    data = vaulted_inventory(tmp_path, hosts, vault_password)
     extra = survey_extra_vars({"sfdc_eca_apps": "Billing_Sync", "sfdc_eca_revoke_previous": "true"})
     job = AwxJob(tmp_path, 32, "rotate.yml", AWX_PROJECT, data, extra_vars=extra, vault_password=vault_password)
     r = job.run()
@@ -552,7 +552,7 @@ def test_workflow_audit_then_rotate_with_artifacts(sim, tmp_path):
     creds = [admin_inputs(sim, "org01")]
     # Both job templates write their reports to the same mounted volume (extra vars of the templates).
     answers = dict(survey_extra_vars({}), sfdc_eca_report_dir=str(tmp_path / "reports_volume"))
-    before, _ = _pairs(sim, "org01", "Billing_Sync", "Billing")
+    before = _pairs(sim, "org01", "Billing_Sync", "Billing")[0]
 
     audit = AwxJob(tmp_path, 41, "audit.yml", AWX_PROJECT, inventory, extra_vars=answers, credentials=creds)
     assert audit.run().status == "successful", audit.stdout[-4000:]
@@ -649,8 +649,10 @@ def test_multi_org_secret_store_lookup_as_documented(sim, tmp_path):
     group_vars = yaml.safe_load(_doc_block("# inventory/group_vars/salesforce_orgs.yml"))
     assert "vault_kv2_get" in group_vars["_sfdc_eca_secret"]
     token = "hvs." + os.urandom(12).hex()
-    secrets = {"salesforce/%s/automation" % org: {"instance_url": sim.orgs[org].instance_url, "client_id": sim.orgs[org].admin["client_id"],
-                                                   "client_secret": sim.orgs[org].admin["client_secret"]} for org in ("org01", "org02")}
+    secrets = {}
+    for org in ("org01", "org02"):
+        secrets["salesforce/%s/automation" % org] = {"instance_url": sim.orgs[org].instance_url, "client_id": sim.orgs[org].admin["client_id"],
+                                                     "client_secret": sim.orgs[org].admin["client_secret"]}
     inventory = {"all": {"children": ["salesforce_orgs"]},
                  "salesforce_orgs": {"hosts": ["org01", "org02"], "vars": dict(ORG_GROUP_VARS, **group_vars)},
                  "_meta": {"hostvars": {"org01": {}, "org02": {}}}}
@@ -662,7 +664,7 @@ def test_multi_org_secret_store_lookup_as_documented(sim, tmp_path):
                      task_env={"SALESFORCE_CA_PATH": sim.ca_path, "ANSIBLE_COLLECTIONS_PATH": collections})
         r = job.run()
         assert r.status == "successful", job.stdout[-4000:]
-        assert {p for p in vault.reads} == {"/v1/secret/data/" + k for k in secrets}
+        assert set(vault.reads) == {"/v1/secret/data/" + k for k in secrets}
     for org in ("org01", "org02"):
         assert "%s: signed in with client_credentials" % org in job.stdout
     assert not job.leaked(sim.secrets() | {token})
