@@ -343,7 +343,7 @@ def test_every_secret_input_is_secret(ctype):
 
 def test_env_names_are_the_modules_fallbacks(ctype):
     """Each injected variable is SALESFORCE_<option> for a connection option with that env fallback."""
-    for path in [str(ROOT.parents[2])] + os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep):
+    for path in [str(p) for p in ROOT.parents[1:3]] + os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep):
         if path and path not in sys.path and (Path(path) / "ansible_collections" / "sfdc" / "eca").exists():
             sys.path.append(path)
     from ansible_collections.sfdc.eca.plugins.module_utils._common import connection_argument_spec
