@@ -19,7 +19,7 @@ from .seed import SeedError
 
 
 def _variant(text):
-    org, _, kv = text.rpartition(":") if ":" in text.split("=", 1)[0] else ("", "", text)
+    org, dummy, kv = text.rpartition(":") if ":" in text.split("=", 1)[0] else ("", "", text)
     name, sep, value = kv.partition("=")
     if not sep or name not in VARIANTS or value not in VARIANTS[name]:
         allowed = "; ".join("%s=%s" % (k, "|".join(v)) for k, v in VARIANTS.items())
@@ -82,8 +82,8 @@ def serve(args):
         if args.state_file:
             # Before the listing: a full stdout pipe must not delay readiness.
             write_state(args.state_file, full_state(sim))
-        out.write("ECA simulator: %d org(s) up in %.2f s (%s)\n" % (len(sim.orgs), took,
-                                                                   "https, CA %s" % sim.ca_path if sim.tls else "plain http"))
+        transport = "https, CA %s" % sim.ca_path if sim.tls else "plain http"
+        out.write("ECA simulator: %d org(s) up in %.2f s (%s)\n" % (len(sim.orgs), took, transport))
         out.write("These are the simulator's own fake credentials (local use only).\n")
         for name, org in sim.orgs.items():
             admin = org.admin

@@ -120,7 +120,7 @@ class RestApi:
             return rest_error(404, "NOT_FOUND", NOT_FOUND_MSG)
         # Authentication.
         auth = req.headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
+        scheme, dummy, token = auth.partition(" ")
         tok = org.tokens.get(token.strip()) if scheme.lower() in ("bearer", "oauth") else None
         if tok is not None and now >= tok.expires:
             org.tokens.pop(token.strip(), None)
@@ -339,7 +339,7 @@ class TokenEndpoint:
         basic = req.headers.get("authorization", "")
         if basic.lower().startswith("basic "):
             try:
-                cid, _, csec = base64.b64decode(basic[6:].strip()).decode().partition(":")
+                cid, dummy, csec = base64.b64decode(basic[6:].strip()).decode().partition(":")
                 params.setdefault("client_id", urllib.parse.unquote(cid))
                 params.setdefault("client_secret", urllib.parse.unquote(csec))
                 self.sim._remember(params["client_secret"])
@@ -486,4 +486,3 @@ class TokenEndpoint:
             self.sim._remember(new_rt)
             org.refresh_tokens[new_rt] = RefreshToken(cons, rec.user, now)
         return self._issue(org, cons, rec.user, now, instance_url, "refresh_token", csecret, refresh=new_rt)
-

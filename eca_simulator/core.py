@@ -147,8 +147,8 @@ class Simulator:
             return self.orgs[name]
         except KeyError:
             names = list(self.orgs)
-            raise KeyError("no org %r in the simulator; orgs: %s%s" % (name, ", ".join(names[:10]),
-                                                                        " ..." if len(names) > 10 else "")) from None
+            more = " ..." if len(names) > 10 else ""
+            raise KeyError("no org %r in the simulator; orgs: %s%s" % (name, ", ".join(names[:10]), more)) from None
 
     def _org_data(self, name):
         self.org(name)
@@ -523,8 +523,8 @@ class Org:
             for a in d.apps:
                 if a.developer_name == name_or_id or (key and a.id[:15] == key):
                     return App(self._sim, self.name, a.id)
-            raise KeyError("no app %r in org %s; apps: %s" % (name_or_id, self.name,
-                                                               ", ".join(a.developer_name for a in d.apps)))
+            names = ", ".join(a.developer_name for a in d.apps)
+            raise KeyError("no app %r in org %s; apps: %s" % (name_or_id, self.name, names))
 
     def state(self):
         return self._sim.org_state(self.name)
@@ -567,8 +567,8 @@ class App:
             for c in cs:
                 if c.name == name_or_id or (key and c.id[:15] == key):
                     return Consumer(self._sim, self._org, self.id, c.id)
-            raise KeyError("no consumer %r in app %s; consumers: %s" % (name_or_id, self.developer_name,
-                                                                         ", ".join(c.name for c in cs)))
+            names = ", ".join(c.name for c in cs)
+            raise KeyError("no consumer %r in app %s; consumers: %s" % (name_or_id, self.developer_name, names))
 
     def __repr__(self):
         return "<App %s %s>" % (self.id, self.developer_name)
@@ -607,7 +607,7 @@ class Consumer:
     def valid_keys(self):
         """Keys that authenticate now (main, Active staged, Rotated in grace)."""
         with self._sim._lock:
-            return [k for _, k, _ in self._data().valid_pairs(self._sim.clock.time())]
+            return [k for dummy, k, dummy in self._data().valid_pairs(self._sim.clock.time())]
 
     @property
     def private_key_pem(self):

@@ -68,7 +68,7 @@ class Consumer:
         return pairs
 
     def secret_for_key(self, key, now):
-        for _, k, s in self.valid_pairs(now):
+        for dummy, k, s in self.valid_pairs(now):
             if k == key:
                 return s
         return None

@@ -33,7 +33,7 @@ class Request:
         self.headers = headers  # lower-case name -> value
         self.body = body
         self.listener = listener
-        path, _, query = target.partition("?")
+        path, dummy, query = target.partition("?")
         self.path = path
         self.query = query
 
@@ -163,7 +163,7 @@ class HttpServer:
                 if self._stopping:
                     return
                 raise
-            for key, _ in events:
+            for key, dummy in events:
                 data = key.data
                 if data == "wake":
                     try:
@@ -191,7 +191,7 @@ class HttpServer:
     def _accept(self, lst):
         while True:
             try:
-                sock, _ = lst.sock.accept()
+                sock, dummy = lst.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
@@ -275,7 +275,7 @@ class HttpServer:
         reason = REASONS.get(resp.status, "Unknown")
         lines = ["HTTP/1.1 %d %s" % (resp.status, reason),
                  "Date: " + email.utils.formatdate(usegmt=True)]
-        names = {k.lower() for k, _ in resp.headers}
+        names = {k.lower() for k, dummy in resp.headers}
         lines.extend("%s: %s" % kv for kv in resp.headers)
         if resp.status != 204 and "content-length" not in names:
             lines.append("Content-Length: %d" % len(resp.body))
@@ -303,7 +303,7 @@ class HttpServer:
                 self._recv(conn)
         except EOFError:
             return None
-        head, _, rest = conn.buf.partition(b"\r\n\r\n")
+        head, dummy, rest = conn.buf.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         parts = lines[0].split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/"):
@@ -340,12 +340,12 @@ class HttpServer:
         while True:
             while b"\r\n" not in conn.buf:
                 self._recv(conn)
-            line, _, conn.buf = conn.buf.partition(b"\r\n")
+            line, dummy, conn.buf = conn.buf.partition(b"\r\n")
             size = int(line.split(b";")[0].strip() or b"0", 16)
             if size == 0:
                 while b"\r\n" not in conn.buf:
                     self._recv(conn)
-                _, _, conn.buf = conn.buf.partition(b"\r\n")
+                dummy, dummy, conn.buf = conn.buf.partition(b"\r\n")
                 return body
             while len(conn.buf) < size + 2:
                 self._recv(conn)

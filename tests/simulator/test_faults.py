@@ -42,7 +42,7 @@ def test_times_then_normal_and_scoping(sim, rest):
 
 def test_times_none_until_cleared_and_wildcard_org(sim, rest):
     sim.add_fault("*", "limit_exceeded", times=None)
-    for _ in range(3):
+    for dummy in range(3):
         r = _usage(rest)
         assert r.status_code == 403
         assert r.json() == [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
@@ -92,7 +92,7 @@ def test_too_many_requests_and_gateway_errors(sim, rest):
     assert r.status_code == 429 and r.headers["Retry-After"] == "2" and isinstance(r.json(), list)
     r = _usage(rest)
     assert r.status_code == 429 and "Retry-After" not in r.headers
-    assert [_usage(rest).status_code for _ in range(3)] == [502, 504, 200]
+    assert [_usage(rest).status_code for dummy in range(3)] == [502, 504, 200]
 
 
 def test_feature_disabled_fault(sim, rest):

@@ -199,7 +199,7 @@ def test_invalid_and_missing_token(sim, sim_http):
 def test_api_usage_counter_and_daily_limit(sim):
     sim.configure_org("org01", api_limit=5, api_usage=2)
     c = st.RestClient(sim, "org01")
-    infos = [c.get("/apps/oauth/usage").headers["Sforce-Limit-Info"] for _ in range(3)]
+    infos = [c.get("/apps/oauth/usage").headers["Sforce-Limit-Info"] for dummy in range(3)]
     assert infos == ["api-usage=3/5", "api-usage=4/5", "api-usage=5/5"]
     r = c.get("/apps/oauth/usage")
     assert r.status_code == 403

@@ -39,7 +39,7 @@ def test_50_concurrent_clients_without_errors(sim_factory):
         c = st.RestClient(sim, org)
         barrier.wait(10)
         statuses = []
-        for _ in range(4):
+        for dummy in range(4):
             r = c.get("/apps/oauth/usage")
             statuses.append(r.status_code)
             app = [a for a in r.json()["apps"] if a["developerName"] == "Billing_Sync"][0]["identifier"]
@@ -69,7 +69,7 @@ def test_50_concurrent_clients_without_errors(sim_factory):
 
 def test_one_org_many_parallel_writers_stays_consistent(sim):
     """Concurrent POSTs on one consumer: exactly one wins, the rest get 400 (no torn state)."""
-    clients = [st.RestClient(sim, "org01") for _ in range(20)]
+    clients = [st.RestClient(sim, "org01") for dummy in range(20)]
     path = clients[0].consumer_path("Billing_Sync") + "/staged"
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
         codes = sorted(pool.map(lambda c: c.post(path).status_code, clients))

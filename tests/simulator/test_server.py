@@ -23,7 +23,7 @@ def _read_response(s):
         if not chunk:
             return data
         data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+    head, dummy, body = data.partition(b"\r\n\r\n")
     length = [int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")]
     n = length[0] if length else 0
     while len(body) < n:
@@ -35,7 +35,7 @@ def _read_response(s):
 
 def test_idle_keepalive_connections_do_not_pin_workers(sim_factory):
     sim = sim_factory(workers=8)
-    idle = [_tls(sim) for _ in range(40)]  # five times the worker pool, all idle after the handshake
+    idle = [_tls(sim) for dummy in range(40)]  # five times the worker pool, all idle after the handshake
     try:
         for s in idle[:10]:  # some have served a request and are parked as keep-alive
             s.sendall(b"GET /services/data/v65.0/apps/oauth/usage HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -53,7 +53,7 @@ def test_idle_keepalive_connections_do_not_pin_workers(sim_factory):
 
 def test_keepalive_reuses_one_connection_and_close_is_honoured(sim):
     with _tls(sim) as s:
-        for _ in range(3):
+        for dummy in range(3):
             s.sendall(b"GET /services/data/v65.0/apps/oauth/usage HTTP/1.1\r\nHost: x\r\n\r\n")
             resp = _read_response(s)
             assert resp.startswith(b"HTTP/1.1 401 ") and b"Connection: keep-alive" in resp

@@ -15,7 +15,7 @@ JWT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 @pytest.fixture(scope="module")
 def rsa_keys():
-    return [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2)]
+    return [rsa.generate_private_key(public_exponent=65537, key_size=2048) for dummy in range(2)]
 
 
 def _b64(data):
@@ -212,7 +212,7 @@ class TestJwtBearer:
             if desc:
                 assert desc in r.json()["error_description"]
         # Tampered claims under a valid signature.
-        head, _, sig = make_jwt(rsa_keys[0], claims).split(".")
+        head, dummy, sig = make_jwt(rsa_keys[0], claims).split(".")
         forged = head + "." + _b64(json.dumps(dict(claims, sub="x")).encode()) + "." + sig
         assert self.jwt(sim, sim_http, forged).json()["error"] == "invalid_grant"
 
@@ -262,21 +262,21 @@ class TestRefreshToken:
         assert r.status_code == 200 and "refresh_token" not in r.json()
         assert post_token(sim, sim_http, "org01", **ok, client_secret=cons.main["secret"]).status_code == 200
         assert_refused(post_token(sim, sim_http, "org01", **ok, client_secret="F" * 64), "invalid_client")
-        assert_refused(post_token(sim, sim_http, "org01", **dict(ok, refresh_token="5Aep861nope")), "invalid_grant",
+        assert_refused(post_token(sim, sim_http, "org01", **{**ok, "refresh_token": "5Aep861nope"}), "invalid_grant",
                        "expired access/refresh token")
-        assert_refused(post_token(sim, sim_http, "org01", **dict(ok, client_id=org.admin["client_id"])),
+        assert_refused(post_token(sim, sim_http, "org01", **{**ok, "client_id": org.admin["client_id"]}),
                        "invalid_client")
-        assert_refused(post_token(sim, sim_http, "org01", **dict(ok, client_id="")), "invalid_client")
+        assert_refused(post_token(sim, sim_http, "org01", **{**ok, "client_id": ""}), "invalid_client")
         # Still works with the new key after a rotation; the old key only during grace.
         rest = st.RestClient(sim, "org01")
         s1 = rest.post(rest.consumer_path("Billing_Sync") + "/staged").json()["stagedCredentials"][0]
         rest.patch(s1["url"], json={"command": "rotate"})
-        assert post_token(sim, sim_http, "org01", **dict(ok, client_id=s1["key"])).status_code == 200
+        assert post_token(sim, sim_http, "org01", **{**ok, "client_id": s1["key"]}).status_code == 200
         assert post_token(sim, sim_http, "org01", **ok).status_code == 200
         rest.delete(s1["url"])
         assert_refused(post_token(sim, sim_http, "org01", **ok), "invalid_client")
         sim.revoke_tokens("org01")
-        assert_refused(post_token(sim, sim_http, "org01", **dict(ok, client_id=s1["key"])), "invalid_grant")
+        assert_refused(post_token(sim, sim_http, "org01", **{**ok, "client_id": s1["key"]}), "invalid_grant")
 
     @pytest.mark.sim(variants={"refresh_token_rotation": "on"})
     def test_refresh_token_rotation(self, sim, sim_http):
