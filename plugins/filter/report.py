@@ -31,6 +31,7 @@ from ansible_collections.sfdc.eca.plugins.filter.rotation import (
     _parse_time,
     _suffix,
     history_key,
+    rotation_error,
 )
 
 ROW_FIELDS = ('org', 'instance_url', 'app_name', 'app_id', 'consumer_name', 'consumer_id', 'plan', 'plan_reason',
@@ -264,9 +265,12 @@ def eca_stats(report):
     return dict((k, v) for k, v in totals.items() if isinstance(v, int))
 
 
-def audit_rows(app_results, org, instance_url=None, usage=None, history=None, options=None, now=None):
+def audit_rows(app_results, org, instance_url=None, usage=None, history=None, options=None, now=None, token=None):
     """Audit rows of one org from its eca_usage_info and eca_credential_info results (read-only data)."""
     options = options or {}
+    if isinstance(token, dict) and (token.get('failed') or token.get('unreachable')):
+        return [{'org': org, 'instance_url': instance_url, 'outcome': 'failed', 'phase': 'authenticate',
+                 'error': 'authentication to the org failed: %s' % rotation_error(token)}]
     now = _parse_time(now) or _now()
     try:
         warn_days = float(options.get('expiry_warning_days', 7))

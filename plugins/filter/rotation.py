@@ -33,6 +33,8 @@ STAGED_BY_RUN_ACTIONS = ('staged', 'replaced_expired', 'replaced_rotated')
 VERIFY_METHODS = ('client_credentials', 'jwt', 'none')
 PLACEHOLDERS = ('{org}', '{app_name}', '{consumer_name}')
 REDACTED = '********'
+MASKED = '********'
+NO_LOG_MARKER = 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,6 +249,7 @@ def _new_item(org, instance_url, entry, app_name, consumer_name, options):
         'deliver': None,
         'verify': None,
         'last_rotated': None,
+        'http_status': None,
     }
 
 
@@ -301,7 +304,8 @@ def _decide(item, consumer, hist, options, now):
         item['phase'] = 'plan'
 
 
-def rotation_plan(rotations, org, instance_url=None, usage=None, app_results=None, history=None, options=None, now=None):
+def rotation_plan(rotations, org, instance_url=None, usage=None, app_results=None, history=None, options=None, now=None,
+                  token=None):
     """Resolve apps and consumers and decide, per consumer: rotate, resume, skip, blocked (or error).
 
     rotations: the host's sfdc_eca_rotations; usage: registered eca_usage_info result (or None when every
@@ -310,8 +314,11 @@ def rotation_plan(rotations, org, instance_url=None, usage=None, app_results=Non
     """
     options = options or {}
     now = _parse_time(now) or _now()
-    entries = _history_entries(history)
     rotations = rotations or []
+    if isinstance(token, dict) and _failed(token):
+        return rotation_fail_all(rotation_placeholders(rotations, org, instance_url), 'authenticate',
+                                 'authentication to the org failed: %s' % rotation_error(token))
+    entries = _history_entries(history)
     if not isinstance(rotations, list):
         raise AnsibleFilterError('sfdc_eca_rotations must be a list of {app_name, consumer_name, deliver}, got %s'
                                  % type(rotations).__name__)
@@ -340,6 +347,7 @@ def rotation_plan(rotations, org, instance_url=None, usage=None, app_results=Non
         placeholder = _new_item(org, instance_url, entry, app_name, wanted, options)
         if usage_error and not entry.get('app_id'):
             placeholder['error'] = usage_error
+            placeholder['http_status'] = usage.get('status')
             items.append(placeholder)
             continue
         result = details.get(app_name)
@@ -353,6 +361,7 @@ def rotation_plan(rotations, org, instance_url=None, usage=None, app_results=Non
             continue
         if _failed(result):
             placeholder['error'] = "reading the consumers of app '%s' failed: %s" % (app_name, _error_of(result))
+            placeholder['http_status'] = result.get('status')
             items.append(placeholder)
             continue
         consumers = result.get('consumers') or []
@@ -486,6 +495,8 @@ def rotation_update(items, registered, phase, secrets=None, loop_var='item'):
         item = by_id.get(_item_id(result, loop_var))
         if item is None:
             continue
+        if _failed(result) and phase in ('stage', 'promote', 'rollback', 'revoke') and item.get('status') == 'pending':
+            item['http_status'] = result.get('status')
         if phase == 'stage':
             _update_stage(item, result, secrets)
         elif phase == 'deliver_vault':
@@ -767,8 +778,12 @@ def eca_session(connection, token_result=None, keep_credentials=False):
     connection = dict(connection or {})
     out = dict((k, v) for k, v in connection.items() if keep_credentials or k not in AUTH_OPTIONS)
     token_result = token_result or {}
-    if token_result.get('access_token'):
-        out['access_token'] = token_result['access_token']
+    token = token_result.get('access_token')
+    # A token given as input comes back masked by no_log: use the input itself.
+    if connection.get('access_token'):
+        out['access_token'] = connection['access_token']
+    elif token and token not in (MASKED, NO_LOG_MARKER):
+        out['access_token'] = token
     if not out.get('instance_url') and token_result.get('instance_url'):
         out['instance_url'] = token_result['instance_url']
     return out
@@ -858,6 +873,65 @@ def rotation_plan_lines(items):
     return lines
 
 
+FOLD_ORDER = ('stage', 'deliver_vault', 'deliver_tasks', 'verify_cc', 'verify_jwt', 'verify_hook', 'rollback', 'promote',
+              'revoke', 'prove')
+
+
+def rotation_fold(items, results=None, upto=None):
+    """The items after folding in the registered results of every phase run so far, in phase order.
+
+    results: {phase: registered result}; phases not run yet are missing or empty. The role keeps the
+    plan in _sfdc_eca_items and derives the current state with this filter instead of a set_fact per phase.
+    """
+    results = results or {}
+    secrets = rotation_secrets(results.get('stage'), results.get('promote'))
+    for phase in FOLD_ORDER:
+        registered = results.get(phase)
+        if registered:
+            name = 'verify' if phase in ('verify_cc', 'verify_jwt') else phase
+            items = rotation_update(items, registered, name, secrets)
+        if phase == upto:
+            break
+    return items
+
+
+def rotation_retry_entries(rotations, items):
+    """The rotation entries to run again after re-authenticating: consumers that failed with HTTP 401."""
+    out = []
+    for item in items or []:
+        if item.get('status') != 'failed' or item.get('http_status') != 401 or item.get('promoted'):
+            continue
+        entry = next((e for e in rotations or [] if isinstance(e, dict) and e.get('app_name') == item.get('app_name')
+                      and e.get('consumer_name') in (None, item.get('consumer_name'))), None)
+        if entry is None:
+            continue
+        entry = dict(entry)
+        if item.get('consumer_name'):
+            entry['consumer_name'] = item['consumer_name']
+        if entry not in out:
+            out.append(entry)
+    return out
+
+
+def rotation_merge_records(rows, new_rows, retried=None):
+    """Rows of an earlier pass with the rows of a retry pass in place of the ones it covered."""
+    if not rows:
+        return list(new_rows or [])
+
+    def covered(row):
+        for entry in retried or []:
+            if entry.get('app_name') == row.get('app_name') and entry.get('consumer_name') in (None, row.get('consumer_name')):
+                return True
+        return False
+    kept = [r for r in rows if not covered(r)]
+    merged = []
+    for row in new_rows or []:
+        row = dict(row)
+        row['plan_reason'] = 'retried after HTTP 401 (authenticated again): %s' % (row.get('plan_reason') or '')
+        merged.append(row)
+    return kept + merged
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -865,6 +939,9 @@ class FilterModule(object):
             'rotation_select': rotation_select,
             'rotation_secrets': rotation_secrets,
             'rotation_update': rotation_update,
+            'rotation_fold': rotation_fold,
+            'rotation_retry_entries': rotation_retry_entries,
+            'rotation_merge_records': rotation_merge_records,
             'rotation_fail_all': rotation_fail_all,
             'rotation_placeholders': rotation_placeholders,
             'rotation_records': rotation_records,
