@@ -492,7 +492,9 @@ def test_rotate_single_org_credential_from_env(sim, tmp_path):
     after, staged = _pairs(sim, "org01", "Billing_Sync", "Billing")
     assert after["key"] != before["key"] and after["secret"] != before["secret"]
     # "false" from the survey means keep the previous pair for its grace period.
-    assert staged is not None and staged["state"] == "Rotated" and staged["key"] == before["key"]
+    assert staged is not None and staged["state"] == "Rotated" and staged["key"] == before["key"], (
+        "the survey answer sfdc_eca_revoke_previous='false' (a string, as AWX sends it) revoked the previous pair: "
+        "the role must read its boolean options with | bool; slot now: %r" % (staged and staged.get("state")))
     assert sim.authenticates("org01", after["key"], after["secret"])
     assert sim.authenticates("org01", before["key"], before["secret"])
     assert _pairs(sim, "org01", "Data_Loader", "Primary") == untouched
