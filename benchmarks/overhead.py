@@ -88,8 +88,8 @@ def main(argv=None):
         writer.writeheader()
         writer.writerows(rows)
     lines = ["| path | wall s | CPU s | wall ms/task | CPU ms/task |", "|---|---|---|---|---|"]
-    lines += ["| %s | %.2f | %.2f | %.1f | %.1f |" % (r["path"], r["wall_s"], r["cpu_s"], r["wall_ms_per_task"],
-                                                   r["cpu_ms_per_task"]) for r in rows]
+    lines += ["| %s | %.2f | %.2f | %.1f | %.1f |" % (
+        r["path"], r["wall_s"], r["cpu_s"], r["wall_ms_per_task"], r["cpu_ms_per_task"]) for r in rows]
     text = "%d hosts x %d tasks, forks=%d, %s CPU(s)\n\n%s\n" % (args.hosts, args.tasks, args.forks, os.cpu_count(),
                                                                  "\n".join(lines))
     with open(os.path.join(outdir, "overhead.md"), "w") as f:

@@ -13,7 +13,6 @@ The playbook covers module_defaults (group/sfdc.eca.eca), env fallbacks from the
 import copy
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -249,7 +248,7 @@ def _run(sim, tmp_path, label, in_process):
     start = time.perf_counter()
     proc = subprocess.run([os.path.join(bindir, "ansible-playbook"), "-i", str(work / "inventory.json"),
                            str(work / "play.yml"), "-vvv"],
-                          env=env, cwd=str(work), capture_output=True, text=True, timeout=600)
+                          env=env, cwd=str(work), capture_output=True, text=True, timeout=600, check=False)
     wall = time.perf_counter() - start
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     results = {org: json.loads((work / ("%s.json" % org)).read_text()) for org in sim.orgs}
@@ -392,8 +391,8 @@ def test_delegation_to_a_non_local_host_uses_the_module(tmp_path, sim):
     env.setdefault("ANSIBLE_COLLECTIONS_PATH", os.path.dirname(os.path.dirname(os.path.dirname(ROOT))))
     proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(work / "inv.json"),
                            str(work / "play.yml"), "-vvv"], env=env, cwd=str(work), capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "running as a module (connection" in proc.stdout
-    assert not [r for r in sim.requests("org01")], "the task reached the org although its host was unreachable"
+    assert not sim.requests("org01"), "the task reached the org although its host was unreachable"
     assert org.admin["client_secret"] not in proc.stdout

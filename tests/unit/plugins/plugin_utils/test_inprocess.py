@@ -243,4 +243,4 @@ def test_bad_input_from_client_construction_fails_cleanly():
 def test_results_are_plain_json_types():
     runner = Recorder({'changed': False, 'pair': ('a', 'b'), 'n': 3})
     result = make_action(eca_token, BASE_ARGS, runner=runner).run(task_vars={})
-    assert result['pair'] == ['a', 'b'] and type(result['pair']) is list
+    assert result['pair'] == ['a', 'b'] and isinstance(result['pair'], list)
