@@ -11,6 +11,13 @@ class _Bad(Exception):
     pass
 
 
+def _need(body, *names):
+    missing = [n for n in names if n not in body]
+    if missing:
+        raise _Bad("the request body needs %s" % ", ".join(missing))
+    return [body[n] for n in names]
+
+
 def _json(status, payload):
     return Response(status, json.dumps(payload, indent=None, sort_keys=True).encode(),
                     [("Content-Type", "application/json")])
@@ -23,10 +30,10 @@ class ControlApi:
     def handle(self, req):
         try:
             body = json.loads(req.body.decode("utf-8")) if req.body.strip() else {}
-            if not isinstance(body, dict):
-                raise _Bad("the request body must be a JSON object")
         except (ValueError, UnicodeDecodeError):
             return _json(400, {"error": "the request body is not valid JSON"})
+        if not isinstance(body, dict):
+            return _json(400, {"error": "the request body must be a JSON object"})
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(req.query).items()}
         parts = [urllib.parse.unquote(p) for p in req.path.strip("/").split("/")]
         if parts[:1] != ["_sim"]:
@@ -91,7 +98,7 @@ class ControlApi:
         if key == ("GET", "secrets"):
             return _json(200, {"secrets": sorted(sim.secrets())})
         if key == ("POST", "authenticates"):
-            return _json(200, {"authenticates": sim.authenticates(body["org"], body["key"], body["secret"])})
+            return _json(200, {"authenticates": sim.authenticates(*_need(body, "org", "key", "secret"))})
         if route[:1] == ["orgs"]:
             return self._orgs(method, route[1:], body)
         return _json(404, {"error": "no control endpoint %s /_sim/%s" % (method, "/".join(route))})
@@ -119,9 +126,9 @@ class ControlApi:
             sim.revoke_tokens(name)
             return _json(200, {"revoked": True})
         if (method, sub) == ("POST", "certificates"):
-            sim.register_certificate(name, body["app"], body["consumer"], body["pem"])
+            sim.register_certificate(name, *_need(body, "app", "consumer", "pem"))
             return _json(201, {"registered": True})
         if (method, sub) == ("POST", "staged"):
-            cons = sim.org(name).app(body["app"]).consumer(body.get("consumer"))
+            cons = sim.org(name).app(_need(body, "app")[0]).consumer(body.get("consumer"))
             return _json(201, cons.set_staged(body.get("state", "Active"), body.get("age_days")))
         return _json(404, {"error": "no control endpoint %s /_sim/orgs/%s/%s" % (method, name, sub)})

@@ -118,6 +118,10 @@ def test_control_org_operations_and_reset(sim, ctl, sim_http):
     assert st.RestClient(sim, "org01").get("/apps/oauth/usage").status_code == 200
     assert ctl("GET", "/_sim/nothing")[0] == 404
     assert ctl("POST", "/_sim/reset", data="not json")[0] == 400
+    assert ctl("POST", "/_sim/faults", json=[1, 2]) == (400, {"error": "the request body must be a JSON object"})
+    assert ctl("POST", "/_sim/authenticates", json={"org": "org01"}) == (
+        400, {"error": "the request body needs key, secret"})
+    assert ctl("POST", "/_sim/orgs/org01/settings", json={"colour": 1})[0] == 400
 
 
 def _wait_for(path, proc, timeout=30):
