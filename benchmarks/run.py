@@ -331,9 +331,9 @@ def markdown(rows, targets, meta):
     head = ["scenario", "N", "wall s", "ms/org", "CPU s", "peak RSS MB", "peak tree PSS MB", "API calls/org",
             "host tasks/org", "rotated", "a/b wall (CPU)", "a/c wall (CPU)"]
     lines = ["# sfdc.eca benchmark", "",
-             "`%s` — %s, forks=%s, role delivery=%s, %s CPU(s), Python %s, ansible-core %s." % (
-                 meta["command"], meta["date"], meta["forks"], meta["delivery"], meta["cpus"], meta["python"],
-                 meta["ansible"]), "",
+             "`%s` — %s, commit %s, forks=%s, role delivery=%s, %s CPU(s), Python %s, ansible-core %s." % (
+                 meta["command"], meta["date"], meta["commit"], meta["forks"], meta["delivery"], meta["cpus"],
+                 meta["python"], meta["ansible"]), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in sorted(rows, key=lambda r: (r["orgs"], r["scenario"])):
         lines.append("| %s %s | %d | %.1f | %.1f | %.1f | %.0f | %.0f | %.1f | %s | %d/%d | %s | %s |" % (
@@ -392,6 +392,15 @@ def plot(rows, path):
     plt.close(fig)
 
 
+def _git_commit():
+    try:
+        out = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             timeout=10, check=False)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
 # -- main --------------------------------------------------------------------------------------
 
 def main(argv=None):
@@ -420,7 +429,7 @@ def main(argv=None):
 
     import ansible
     meta = {"command": " ".join(["python benchmarks/run.py"] + (argv if argv is not None else sys.argv[1:])),
-            "delivery": args.delivery,
+            "delivery": args.delivery, "commit": _git_commit(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "forks": args.forks,
             "cpus": os.cpu_count(), "python": sys.version.split()[0], "ansible": ansible.__version__}
 
