@@ -392,6 +392,20 @@ def plot(rows, path):
     plt.close(fig)
 
 
+DOCS_MARK = "<!-- benchmark-results -->"
+
+
+def update_docs(md, path=os.path.join(ROOT, "docs", "performance.md")):
+    """Replace everything after the marker in docs/performance.md with this run's table."""
+    with open(path) as f:
+        text = f.read()
+    if DOCS_MARK not in text:
+        raise BenchError("%s has no %s marker" % (path, DOCS_MARK))
+    body = md.split("\n", 2)[2]  # drop the "# sfdc.eca benchmark" title
+    with open(path, "w") as f:
+        f.write(text.split(DOCS_MARK)[0] + DOCS_MARK + "\n" + body)
+
+
 def _git_commit():
     try:
         out = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -412,6 +426,8 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(HERE, "results"), help="output directory")
     parser.add_argument("--baseline-max-orgs", type=int, default=0,
                         help="skip scenario b above this N (it costs ~2 s CPU per org); default: no limit")
+    parser.add_argument("--update-docs", action="store_true",
+                        help="also replace the figures in docs/performance.md (after <!-- benchmark-results -->)")
     parser.add_argument("--delivery", choices=["tasks_file", "vault_file"], default="tasks_file",
                         help="how the role delivers new pairs: a no-op tasks file (default; (b) and (c) deliver "
                              "nowhere) or ansible-vault files on the controller")
@@ -457,6 +473,8 @@ def main(argv=None):
             meta["role_tasks"] = (a_sizes[-1], json.load(f))
     md = write_outputs(rows, targets, outdir, meta)
     shutil.rmtree(workdir, ignore_errors=True)  # inventories hold simulator credentials
+    if args.update_docs:
+        update_docs(md)
     print()
     print(md)
     print("written: %s/results.{csv,md,png}" % outdir)
