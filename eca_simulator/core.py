@@ -106,8 +106,7 @@ class Simulator:
             ctl = self._server.listen(self._control_port or 0, tag=CONTROL, tls=False)
             login = self._server.listen(0, tag=LOGIN, tls=self.tls)
         except OSError:
-            self._server.stop()
-            self._server = None
+            self.stop()
             raise
         self.control_url = "http://127.0.0.1:%d" % ctl.port
         self.login_url = "%s://127.0.0.1:%d" % (scheme, login.port)

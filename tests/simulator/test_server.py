@@ -102,3 +102,20 @@ def test_plain_http_to_tls_port_is_dropped(sim):
             data = b""
         assert not data.startswith(b"HTTP/1.1 ")
     assert st.RestClient(sim, "org01").get("/apps/oauth/usage").status_code == 200
+
+
+def test_port_in_use_is_a_clear_error_and_nothing_is_left_behind():
+    import os
+
+    import pytest
+
+    from eca_simulator import Simulator
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        sim = Simulator({"orgs": [{"name": "a"}, {"name": "b"}]}, port_base=port - 1)
+        with pytest.raises(OSError, match="cannot listen on 127.0.0.1:%d" % port):
+            sim.start()
+    assert sim.ca_path and not os.path.exists(os.path.dirname(sim.ca_path))  # temp dir with the CA removed
+    sim.stop()  # idempotent
