@@ -114,7 +114,7 @@ def test_port_in_use_is_a_clear_error_and_nothing_is_left_behind():
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        sim = Simulator({"orgs": [{"name": "a"}, {"name": "b"}]}, port_base=port - 1)
+        sim = Simulator({"orgs": [{"name": "a"}, {"name": "b"}]}, port_base=port)
         with pytest.raises(OSError, match="cannot listen on 127.0.0.1:%d" % port):
             sim.start()
     assert sim.ca_path and not os.path.exists(os.path.dirname(sim.ca_path))  # temp dir with the CA removed
