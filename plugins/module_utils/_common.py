@@ -37,7 +37,7 @@ def connection_argument_spec():
         'private_key_file': {'type': 'path'},
         'private_key_passphrase': {'type': 'str', 'no_log': True},
         'refresh_token': {'type': 'str', 'no_log': True},
-        'token_url': {'type': 'str'},
+        'token_url': {'type': 'str', 'no_log': False},
         'audience': {'type': 'str', 'default': 'https://login.salesforce.com'},
         'api_version': {'type': 'str', 'default': '65.0'},
         'validate_certs': {'type': 'bool', 'default': True},

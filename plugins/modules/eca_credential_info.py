@@ -16,7 +16,7 @@ description:
     one's staged credential slot (V(Active), V(Rotated), V(Expired) or none).
   - Secrets are returned only with O(include_secrets=true).
 author:
-  - sfdc.eca maintainers
+  - sfdc.eca maintainers (@sfdc-eca)
 extends_documentation_fragment:
   - sfdc.eca.connection
 attributes:
@@ -25,6 +25,7 @@ attributes:
     description: Runs normally in check mode; it only reads.
   diff_mode:
     support: none
+    description: Changes nothing, so there is nothing to diff.
 options:
   app_name:
     description:

@@ -26,7 +26,7 @@ description:
   - A write that fails ambiguously (timeout, reset, server error after sending) is not blindly repeated; the slot is
     read again and the module decides whether it happened.
 author:
-  - sfdc.eca maintainers
+  - sfdc.eca maintainers (@sfdc-eca)
 extends_documentation_fragment:
   - sfdc.eca.connection
 attributes:

@@ -16,9 +16,9 @@ description:
     and returns the access token, so later tasks can pass it as O(access_token) instead of authenticating again.
   - With O(verify_only=true) it only proves that the credentials work, for example a newly staged consumer key and
     secret before promoting them, and returns no token.
-  - Never changes anything in the org (RV(changed) is always V(false)).
+  - Never changes anything in the org (C(changed) is always V(false)).
 author:
-  - sfdc.eca maintainers
+  - sfdc.eca maintainers (@sfdc-eca)
 extends_documentation_fragment:
   - sfdc.eca.connection
 attributes:
@@ -27,6 +27,7 @@ attributes:
     description: Runs normally in check mode; it only reads.
   diff_mode:
     support: none
+    description: Changes nothing, so there is nothing to diff.
 options:
   verify_only:
     description:

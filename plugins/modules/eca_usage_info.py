@@ -15,7 +15,7 @@ description:
   - Lists the org's External Client Apps with OAuth (C(GET /apps/oauth/usage)), following every page.
   - Optionally keeps only the apps with the given developer names.
 author:
-  - sfdc.eca maintainers
+  - sfdc.eca maintainers (@sfdc-eca)
 extends_documentation_fragment:
   - sfdc.eca.connection
 attributes:
@@ -24,6 +24,7 @@ attributes:
     description: Runs normally in check mode; it only reads.
   diff_mode:
     support: none
+    description: Changes nothing, so there is nothing to diff.
 options:
   name:
     description:

@@ -22,7 +22,6 @@ from ansible_collections.sfdc.eca.plugins.module_utils._errors import (
 )
 
 
-
 def ids(sim, app, org='org01'):
     a = sim.orgs[org].app(app)
     return a.id, a.consumer().id
@@ -77,7 +76,8 @@ def _response(status, body, content_type='application/json'):
 def test_single_object_error_body_is_mapped_like_an_array(esim, make_client):
     client = make_client(token=True)
     err = client._api_error('GET', '/x', _response(400, '{"message": "bad thing", "errorCode": "INVALID_FIELD"}'))
-    assert type(err) is EcaApiError and err.error_code == 'INVALID_FIELD' and err.api_message == 'bad thing'
+    assert not isinstance(err, (EcaLimitExceededError, EcaFeatureDisabledError, EcaNotFoundError))
+    assert err.error_code == 'INVALID_FIELD' and err.api_message == 'bad thing'
     err = client._api_error('GET', '/x', _response(403, '[{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]'))
     assert isinstance(err, EcaLimitExceededError)
     err = client._api_error('GET', '/x', _response(502, '<html>gateway</html>', 'text/html'))

@@ -244,3 +244,12 @@ def test_results_are_plain_json_types():
     runner = Recorder({'changed': False, 'pair': ('a', 'b'), 'n': 3})
     result = make_action(eca_token, BASE_ARGS, runner=runner).run(task_vars={})
     assert result['pair'] == ['a', 'b'] and isinstance(result['pair'], list)
+
+
+def test_unexpected_exception_fails_the_task_with_masked_message():
+    runner = Recorder(exc=ValueError('cannot parse %s' % SECRET))
+    result = make_action(eca_token, BASE_ARGS, runner=runner).run(task_vars={})
+    assert result['failed'] is True
+    assert result['msg'].startswith('MODULE FAILURE: sfdc.eca.eca_token raised ValueError: cannot parse ')
+    assert SECRET not in repr(result)
+    assert 'Traceback' in result['exception']
