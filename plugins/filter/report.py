@@ -64,6 +64,12 @@ def eca_report(rows, kind='rotation', check_mode=False, meta=None):
             org['consumers'] += 1
         if row.get('outcome') == 'failed':
             org['failed'] += 1
+    plans = {}
+    for row in rows:
+        if row.get('plan'):
+            plans[row['plan']] = plans.get(row['plan'], 0) + 1
+    if kind == 'rotation':
+        totals['plans'] = dict(sorted(plans.items()))
     totals['orgs'] = len(orgs)
     totals['orgs_failed'] = sum(1 for o in orgs.values() if o['failed'])
     totals['consumers'] = len(rows)
@@ -121,6 +127,8 @@ def eca_report_console(report, max_rows=20, paths=None):
     """A few lines for the console: totals, then only failed/blocked/not-run rows, capped."""
     title = 'sfdc.eca %s%s' % (report.get('kind'), ' (check mode: nothing was written to any org)' if report.get('check_mode') else '')
     lines = ['%s: %s' % (title, _totals_line(report))]
+    if report.get('kind') == 'rotation' and report['totals'].get('plans'):
+        lines.append('plan: ' + ', '.join('%s %d' % (k, v) for k, v in report['totals']['plans'].items()))
     if report.get('kind') == 'audit' and report['totals'].get('findings'):
         lines.append('findings: ' + ', '.join('%s %d' % (k, v) for k, v in report['totals']['findings'].items()))
     wanted = [r for r in report.get('rows') or [] if r.get('outcome') in ATTENTION]
@@ -158,7 +166,7 @@ def eca_report_markdown(report):
     for name, value in totals.items():
         if isinstance(value, dict):
             for sub, count in value.items():
-                out.append('| %s | %s |' % (_md(sub), count))
+                out.append('| %s: %s | %s |' % (_md(name.rstrip('s')), _md(sub), count))
         else:
             out.append('| %s | %s |' % (_md(name.replace('_', ' ')), value))
     out.append('')

@@ -289,9 +289,9 @@ def _decide(item, consumer, hist, options, now):
                                    % (_suffix(staged.get('key')), staged.get('expiration_date') or 'at the end of its grace'))
         else:
             item['plan'] = 'blocked'
-            item['plan_reason'] = ('the previous pair %s is Rotated and still valid until %s: set replace_rotated '
-                                   '(sfdc_eca_replace_rotated) to revoke it and rotate now, or wait'
-                                   % (_suffix(staged.get('key')), staged.get('expiration_date') or 'the end of its grace'))
+            item['plan_reason'] = ('previous pair %s still in its grace (Rotated, valid until %s); '
+                                   'replace_rotated: true rotates now and revokes it'
+                                   % (_suffix(staged.get('key')), staged.get('expiration_date') or '?'))
     else:
         item['plan'] = 'error'
         item['error'] = "the staged slot is in an unknown state '%s'; nothing was changed" % state

@@ -30,13 +30,13 @@ def test_audit_reads_and_reports(sim_factory, tmp_path, ansible, e2e):
     proc = ansible.playbook("rotate.yml", inventory, "--limit", "org01")
     assert proc.returncode == 0, e2e.tail(proc)
     sim.reset_log()
-    before = {o: sim.org_state(o) for o in sim.orgs}
+    before = {o: sim.org_state(o)["apps"] for o in sim.orgs}
 
     proc = ansible.playbook("audit.yml", inventory, extra_vars={"sfdc_eca_expiry_warning_days": 7})
     assert proc.report is not None, e2e.tail(proc)
     for org in sim.orgs:
         assert sim.write_count(org) == 0, (org, sim.counts(org))
-        assert sim.org_state(org) == before[org]
+        assert sim.org_state(org)["apps"] == before[org]
     rows = e2e.rows_by(proc.report)
     assert proc.report["kind"] == "audit"
 

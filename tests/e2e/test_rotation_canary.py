@@ -88,3 +88,39 @@ def test_max_fail_percentage_stops_later_batches(sim_factory, tmp_path, ansible,
         assert row["outcome"] == "not_run" and "sfdc_eca_max_fail_percentage" in row["error"], row
         assert sim.requests(org) == []
         assert _mains(sim)[org] == before[org]
+
+
+def test_no_secret_at_any_verbosity(sim_factory, tmp_path, ansible, e2e):
+    """-vvvv output, the report and the history hold no secret: stage, vault and tasks-file delivery,
+    a failing delivery with rollback, revoke with proof, and a verification hook."""
+    sim = sim_factory({"orgs": FLEET["orgs"][:3]})
+    (tmp_path / "deliver.yml").write_text(DELIVER)
+    (tmp_path / "delivered").mkdir()
+    (tmp_path / "hook.yml").write_text("- name: Smoke test\n  ansible.builtin.assert:\n    that: sfdc_eca_credential.secret | length > 8\n")
+    password = tmp_path / "pw"
+    password.write_text("pw-for-the-test\n")
+    tasks = {"tasks_file": str(tmp_path / "deliver.yml")}
+    hosts = {
+        "org01": e2e.org_host(sim, "org01", [{"app_name": "Billing_Sync", "revoke_previous": True, "deliver": tasks,
+                                              "verify_tasks_file": str(tmp_path / "hook.yml")}]),
+        "org02": e2e.org_host(sim, "org02", [{"app_name": "Billing_Sync", "deliver": {
+            "vault_file": str(tmp_path / "{org}.vault"), "vault_password_file": str(password)}}]),
+        "org03": e2e.org_host(sim, "org03", [{"app_name": "Billing_Sync", "deliver": tasks}]),
+    }
+    inventory = e2e.write_inventory(tmp_path / "inventory.yml", hosts, {"delivery_dir": str(tmp_path / "delivered"),
+                                                                        "fail_org": "org03"})
+    proc = ansible.playbook("rotate.yml", inventory, "-vvvv")
+    assert proc.report is not None, e2e.tail(proc)
+    rows = e2e.rows_by(proc.report)
+    assert rows[("org01", "Billing_Sync", "Billing")]["outcome"] == "rotated"
+    assert rows[("org01", "Billing_Sync", "Billing")]["old_pair_refused"] is True
+    assert rows[("org02", "Billing_Sync", "Billing")]["outcome"] == "rotated"
+    assert rows[("org03", "Billing_Sync", "Billing")]["outcome"] == "failed"
+    new = sim.org("org02").app("Billing_Sync").consumer("Billing").main
+    assert ansible.vault_view(str(tmp_path / "org02.vault"), str(password))["secret"] == new["secret"]
+    text = proc.output + (ansible.report_dir / "history.json").read_text()
+    for ext in ("md", "html"):
+        text += (ansible.report_dir / ("report." + ext)).read_text()
+    text += json.dumps(proc.report) + (tmp_path / "org02.vault").read_text()
+    assert len(proc.output) > 100000  # -vvvv really was verbose
+    assert e2e.leaks(text, sim) == []

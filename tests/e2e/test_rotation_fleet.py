@@ -82,7 +82,7 @@ VERIFY_HOOK = """
 ROTATED = {"org01", "org02", "org03", "org04", "org06", "org07", "org08", "org09", "org10", "org15", "org16",
            "org17", "org19", "org20", "org24"}
 ROLLED_BACK = {"org11": "deliver", "org12": "verify", "org13": "verify"}
-UNTOUCHED_FAILED = {"org14": ("plan", "daily API limit"), "org18": ("plan", "No_Such_App"),
+UNTOUCHED_FAILED = {"org14": ("plan", "daily API request limit"), "org18": ("plan", "No_Such_App"),
                     "org21": ("authenticate", "authentication"), "org23": ("plan", "not enabled")}
 
 
