@@ -146,7 +146,9 @@ class RestApi:
         base = "/services/data/v%d.%d" % version
         if endpoint == "usage":
             return self._usage(org, req, base)
-        if not org.rest_secret_access:
+        needs_secret = endpoint in ("staged", "staged_item") or (
+            endpoint == "consumer" and _query(req).get("part", "key").lower() != "key")
+        if not org.rest_secret_access and (needs_secret or self.sim.variant(org, "disabled_scope") == "credentials"):
             return rest_error(403, "FUNCTIONALITY_NOT_ENABLED", NOT_ENABLED_MSG)
         app = org.find_app(groups[0])
         if app is None:
@@ -156,7 +158,6 @@ class RestApi:
         cons = _find_consumer(app, groups[1])
         if cons is None:
             return rest_error(404, "NOT_FOUND", NOT_FOUND_MSG)
-        needs_secret = endpoint != "consumer" or _query(req).get("part", "key").lower() != "key"
         if needs_secret and not tok.user.view_client_secret:
             return rest_error(403, "INSUFFICIENT_ACCESS", "You don't have the View Client Secret permission.")
         if endpoint == "consumer":

@@ -21,6 +21,7 @@ VARIANTS = {
     "staged_id_on_rotate": ("keep", "new"),
     "refresh_token_rotation": ("off", "on"),
     "error_body": ("array", "object"),
+    "disabled_scope": ("credentials", "secrets"),
 }
 DEFAULT_VARIANTS = {k: v[0] for k, v in VARIANTS.items()}
 

@@ -18,7 +18,8 @@ def _rotate_once(rest):
 def test_defaults(sim):
     assert sim.variants() == {"post_over_rotated": "reject", "empty_staged": "empty_list", "post_body": "wrapper",
                               "staged_url_spelling": "Url", "staged_id_on_rotate": "keep",
-                              "refresh_token_rotation": "off", "error_body": "array"}
+                              "refresh_token_rotation": "off", "error_body": "array",
+                              "disabled_scope": "credentials"}
     assert set(VARIANTS) == set(sim.variants())
 
 
@@ -132,3 +133,20 @@ def test_error_body_shape(sim):
     assert rest.get("/apps/oauth/usage").status_code == 200
     rest2 = st.RestClient(sim, "org02")
     assert rest2.get("/apps/oauth/credentials/0xI000000000000").json()[0]["errorCode"] == "NOT_FOUND"
+
+
+def test_disabled_scope(sim):
+    """With the org setting off: every credential endpoint refuses, or only those that return secrets."""
+    for org in ("org01", "org02"):
+        sim.configure_org(org, rest_secret_access=False)
+    sim.set_variants("org02", disabled_scope="secrets")
+    for org, key_calls in (("org01", 403), ("org02", 200)):
+        rest = st.RestClient(sim, org)
+        app_id = sim.org(org).app("Billing_Sync").id
+        assert rest.get("/apps/oauth/usage").status_code == 200
+        assert rest.get("/apps/oauth/credentials/" + app_id).status_code == key_calls
+        assert rest.get(rest.consumer_path("Billing_Sync")).status_code == key_calls
+        for path in ("?part=secret", "?part=keyandsecret", "/staged"):
+            r = rest.get(rest.consumer_path("Billing_Sync") + path)
+            assert r.status_code == 403 and "not enabled" in r.json()[0]["message"], (org, path)
+        assert rest.post(rest.consumer_path("Billing_Sync") + "/staged").status_code == 403
