@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import traceback
 import typing as t
 
 from ansible.errors import AnsibleActionFail
@@ -187,6 +188,14 @@ class EcaInProcessAction(ActionBase):
             if client is not None:
                 result['api_calls'] = client.api_calls
             result.update(failed=True, msg=str(exc))
+            return result
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # A bug, not an API answer: the module would crash with a traceback on stderr. Fail the
+            # task instead, with the same no_log masking as any result (a traceback can quote values).
+            result = dict(failed=True, msg='MODULE FAILURE: %s raised %s: %s' % (self._task.action, type(exc).__name__, exc),
+                          exception=traceback.format_exc())
+            if client is not None:
+                result['api_calls'] = client.api_calls
             return result
         # On the controller warn() goes to the display, whose capture puts it in the task result,
         # where the module's warnings end up too; mask them as the module's result would be.
