@@ -46,11 +46,17 @@ needs_awx = pytest.mark.skipif(AWX_COLLECTIONS is None, reason="awx.awx is not i
 
 
 class FakeAwx:
-    """Just enough of /api/v2/ for awx.awx.credential_type."""
+    """Just enough of /api/v2/ for awx.awx modules: list by query, get, create, update of a few resources.
 
-    def __init__(self):
-        self.types = {}
+    Secret credential inputs come back as "$encrypted$", as AWX returns them."""
+
+    RESOURCES = ("credential_types", "credentials", "organizations")
+
+    def __init__(self, secret_inputs=()):
+        self.store = {name: {} for name in self.RESOURCES}
+        self.store["organizations"][1] = {"id": 1, "type": "organization", "name": "Default", "related": {}, "summary_fields": {}}
         self.writes = []
+        self.secret_inputs = set(secret_inputs)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,39 +77,56 @@ class FakeAwx:
                 length = int(self.headers.get("Content-Length") or 0)
                 return json.loads(self.rfile.read(length) or b"{}")
 
-            def _id(self):
-                return int(urlparse(self.path).path.rstrip("/").rsplit("/", 1)[-1])
+            def _route(self):
+                url = urlparse(self.path)
+                parts = [p for p in url.path.split("/") if p]   # api, v2, resource[, id]
+                resource = parts[2] if len(parts) > 2 else None
+                item = int(parts[3]) if len(parts) > 3 and parts[3].isdigit() else None
+                return resource, item, parse_qs(url.query)
 
             def do_GET(self):
-                url = urlparse(self.path)
-                if url.path == "/api/v2/credential_types/":
-                    name = parse_qs(url.query).get("name", [None])[0]
-                    found = [t for t in fake.types.values() if name is None or t["name"] == name]
-                    return self._send(200, {"count": len(found), "next": None, "previous": None, "results": found})
-                if url.path.startswith("/api/v2/credential_types/"):
-                    return self._send(200, fake.types[self._id()])
-                return self._send(200, {"version": "24.6.1"})
+                resource, item, query = self._route()
+                if resource not in fake.store:
+                    return self._send(200, {"version": "24.6.1"})
+                if item is not None:
+                    return self._send(200, fake.shown(resource, fake.store[resource][item]))
+                found = [fake.shown(resource, obj) for obj in fake.store[resource].values()
+                         if all(str(obj.get(k)) == v[0] for k, v in query.items() if k not in ("page_size", "page"))]
+                return self._send(200, {"count": len(found), "next": None, "previous": None, "results": found})
 
             def do_POST(self):
+                resource, _item, _query = self._route()
                 body = self._body()
-                fake.writes.append(("POST", body))
-                new_id = len(fake.types) + 1
-                body.update(id=new_id, type="credential_type", url="/api/v2/credential_types/%d/" % new_id,
-                            related={}, summary_fields={})
-                fake.types[new_id] = body
-                self._send(201, body)
+                fake.writes.append(("POST", resource, body))
+                new_id = max(fake.store[resource], default=0) + 1
+                body.update(id=new_id, type=resource[:-1], url="/api/v2/%s/%d/" % (resource, new_id), related={}, summary_fields={})
+                fake.store[resource][new_id] = body
+                self._send(201, fake.shown(resource, body))
 
             def do_PATCH(self):
+                resource, item, _query = self._route()
                 body = self._body()
-                fake.writes.append(("PATCH", body))
-                fake.types[self._id()].update(body)
-                self._send(200, fake.types[self._id()])
+                fake.writes.append(("PATCH", resource, body))
+                fake.store[resource][item].update(body)
+                self._send(200, fake.shown(resource, fake.store[resource][item]))
 
             do_PUT = do_PATCH
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def shown(self, resource, obj):
+        if resource != "credentials":
+            return obj
+        obj = json.loads(json.dumps(obj))
+        for name in self.secret_inputs & set(obj.get("inputs", {})):
+            obj["inputs"][name] = "$encrypted$"
+        return obj
+
+    @property
+    def types(self):
+        return self.store["credential_types"]
 
     def __enter__(self):
         self.thread.start()
@@ -139,8 +162,8 @@ def test_registers_the_type_verbatim_and_idempotently():
         first = _playbook(env_extra=env)
         assert first.returncode == 0, first.stdout + first.stderr
         assert "changed=1" in first.stdout
-        assert [w[0] for w in awx.writes] == ["POST"]
-        sent = awx.writes[0][1]
+        assert [w[:2] for w in awx.writes] == [("POST", "credential_types")]
+        sent = awx.writes[0][2]
         for key in ("name", "description", "kind", "inputs", "injectors"):
             assert sent[key] == want[key], key
         assert sent["injectors"]["env"]["SALESFORCE_CLIENT_SECRET"] == "{{ client_secret }}"
@@ -148,7 +171,7 @@ def test_registers_the_type_verbatim_and_idempotently():
         second = _playbook(env_extra=env)
         assert second.returncode == 0, second.stdout + second.stderr
         assert "changed=0" in second.stdout
-        assert [w[0] for w in awx.writes] == ["POST"]
+        assert len(awx.writes) == 1
 
 
 @needs_awx

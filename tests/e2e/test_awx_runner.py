@@ -39,7 +39,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_awx_injectors import build_safe_env, inject_credential, load_credential_type, validate_credential_inputs  # noqa: E402
+from test_awx_injectors import build_safe_env, inject_credential, load_credential_type, secret_fields, validate_credential_inputs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 VAULT_PROMPT = r"Vault password:\s*?$"
@@ -73,9 +73,11 @@ class AwxJob:
         self.env.update(task_env or {})
         self.safe_env = build_safe_env(self.env)
         args = []
+        self.secret_inputs = set()   # values of the credentials' secret fields
         for i, inputs in enumerate(credentials):
             ctype = (credential_types or {}).get(i) or load_credential_type()
             validate_credential_inputs(ctype, inputs)
+            self.secret_inputs |= {inputs[f] for f in secret_fields(ctype) if inputs.get(f)}
             injected, safe = {}, {}
             inject_credential(ctype, inputs, injected, safe, self.pdd)
             self.injected.update(injected)
@@ -234,15 +236,8 @@ class AwxJob:
                         problems.append("%s holds a secret that was not injected: %s" % (path.relative_to(self.pdd), _mask(s)))
         command = json.loads((self.artifact_dir / "command").read_text())
         stored = json.dumps(build_safe_env(command["env"]))
-        problems += ["AWX would store %s in the job's env" % _mask(s) for s in secrets | allowed if len(s) >= 8 and s in stored
-                     and s not in self._public_values()]
+        problems += ["AWX would store %s in the job's env" % _mask(s) for s in secrets | self.secret_inputs if len(s) >= 8 and s in stored]
         return problems
-
-    def _public_values(self):
-        """Injected values that are not secret (URLs, consumer keys, usernames, file paths)."""
-        names = ("SALESFORCE_INSTANCE_URL", "SALESFORCE_CLIENT_ID", "SALESFORCE_USERNAME", "SALESFORCE_TOKEN_URL",
-                 "SALESFORCE_AUDIENCE", "SALESFORCE_PRIVATE_KEY_FILE", "SALESFORCE_CA_PATH", "VAULT_ADDR", "VAULT_NAMESPACE")
-        return {self.injected.get(n) for n in names if self.injected.get(n)}
 
 
 def _mask(secret):
@@ -421,6 +416,14 @@ def test_leak_scan_catches_a_printed_secret(sim, tmp_path):
     assert "artifacts/15/stdout" in places
     assert any(p.startswith("artifacts/15/job_events/") for p in places)
     assert any(p.startswith("runner.events") for p in places)
+    # and the private files' check must see a secret that was not injected, or a readable key file
+    assert not job.check_private_files(sim.secrets())
+    other = sim.orgs["org02"].admin["client_secret"]
+    (job.pdd / "env" / "stray").write_text(other)
+    os.chmod(job.pdd / "env" / "stray", 0o600)
+    assert any("not injected" in p for p in job.check_private_files(sim.secrets()))
+    os.chmod(job.pdd / "env" / "stray", 0o644)
+    assert any("mode 644" in p for p in job.check_private_files(sim.secrets()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -671,3 +674,61 @@ def test_multi_org_secret_store_lookup_as_documented(sim, tmp_path):
         assert "%s: signed in with client_credentials" % org in job.stdout
     assert not job.leaked(sim.secrets() | {token})
     assert not job.check_private_files(sim.secrets() | {token})
+
+
+# ---------------------------------------------------------------------------------------------
+# Delivery into the AWX credential the integration's jobs use (awx/project/deliver/awx_credential.yml),
+# against the stand-in AWX API of test_awx_register.py. Needs awx.awx (SFDC_AWX_COLLECTIONS_PATH).
+# ---------------------------------------------------------------------------------------------
+
+def _awx_collections():
+    from test_awx_register import AWX_COLLECTIONS
+    return AWX_COLLECTIONS
+
+
+# AWX's managed credential type "Red Hat Ansible Automation Platform" (namespace controller), the
+# part of its injectors that awx.awx reads.
+CONTROLLER_TYPE = {
+    "name": "Red Hat Ansible Automation Platform", "kind": "cloud",
+    "inputs": {"fields": [{"id": "host", "label": "Host", "type": "string"},
+                          {"id": "oauth_token", "label": "OAuth Token", "type": "string", "secret": True},
+                          {"id": "verify_ssl", "label": "Verify SSL", "type": "boolean"}],
+               "required": ["host"]},
+    "injectors": {"env": {"CONTROLLER_HOST": "{{ host }}", "CONTROLLER_OAUTH_TOKEN": "{{ oauth_token }}",
+                          "CONTROLLER_VERIFY_SSL": "{{ verify_ssl }}"}},
+}
+
+
+@pytest.mark.skipif(_awx_collections() is None, reason="awx.awx is not installed (see test_awx_register.py)")
+def test_rotate_delivers_into_the_awx_credential(sim, tmp_path):
+    from test_awx_register import FakeAwx
+
+    ctype = load_credential_type()
+    before = _pairs(sim, "org01", "Billing_Sync", "Billing")[0]
+    awx_token = "awx-token-" + os.urandom(8).hex()
+    project = dict(AWX_PROJECT)
+    project["deliver/awx_credential.yml"] = (ROOT / "awx/project/deliver/awx_credential.yml").read_text()
+    inventory = single_org_inventory("org01")
+    inventory["_meta"]["hostvars"]["org01"] = {"sfdc_eca_rotations": [
+        {"app_name": "Billing_Sync", "deliver": {"tasks_file": "{{ sfdc_eca_project_dir }}/deliver/awx_credential.yml"}}]}
+    with FakeAwx(secret_inputs=secret_fields(ctype)) as awx:
+        awx.store["credential_types"][7] = dict(ctype, id=7)
+        awx.store["credentials"][3] = {"id": 3, "name": "org01 Billing_Sync Billing", "organization": 1, "credential_type": 7,
+                                       "inputs": {"instance_url": sim.orgs["org01"].instance_url, "client_id": before["key"],
+                                                  "client_secret": before["secret"]},
+                                       "type": "credential", "url": "/api/v2/credentials/3/", "related": {}, "summary_fields": {}}
+        collections = os.pathsep.join([_awx_collections(), os.environ.get("ANSIBLE_COLLECTIONS_PATH", "")])
+        job = AwxJob(tmp_path, 61, "rotate.yml", project, inventory,
+                     extra_vars=survey_extra_vars({"sfdc_eca_revoke_previous": "true"}),
+                     credentials=[admin_inputs(sim, "org01"), {"host": awx.url, "oauth_token": awx_token, "verify_ssl": False}],
+                     credential_types={1: CONTROLLER_TYPE}, task_env={"ANSIBLE_COLLECTIONS_PATH": collections})
+        r = job.run()
+        assert r.status == "successful", job.stdout[-4000:]
+        stored = awx.store["credentials"][3]["inputs"]
+    after = _pairs(sim, "org01", "Billing_Sync", "Billing")[0]
+    assert after["key"] != before["key"]
+    assert stored["client_id"] == after["key"] and stored["client_secret"] == after["secret"]
+    assert stored["instance_url"] == sim.orgs["org01"].instance_url
+    secrets = sim.secrets() | {awx_token}
+    assert not job.leaked(secrets)
+    assert not job.check_private_files(secrets)
