@@ -9,13 +9,14 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/common.sh
 . "$ROOT/scripts/lib/common.sh"
 
-ALL_STAGES=(simulator unit sanity integration e2e lint build changelog)
+ALL_STAGES=(simulator unit sanity integration e2e safety lint build changelog)
 declare -A STAGE_DESC=(
     [simulator]="pytest tests/simulator (the simulator's own tests)"
     [unit]="pytest tests/unit (plugin units)"
     [sanity]="ansible-test sanity --venv --python 3.11 (no ignore file)"
     [integration]="ansible-test integration against the simulator (in-process, then SFDC_ECA_IN_PROCESS=false)"
     [e2e]="pytest tests/e2e (role, playbooks, AWX runner)"
+    [safety]="pytest tests/safety (crash, fault, secret-leak and hostile-input suites)"
     [lint]="ansible-lint --profile production"
     [build]="ansible-galaxy collection build + tarball content check"
     [changelog]="antsibull-changelog lint"
@@ -32,7 +33,8 @@ EOF
 
 --keep          keep the temporary collection copy (its path is printed)
 -- ARGS         extra arguments for the pytest stages (e.g. -- -k rotate -x)
-Environment:    SFDC_TEST_XDIST=0 runs pytest without -n auto.
+Environment:    SFDC_TEST_XDIST=0 runs pytest without -n auto; SFDC_TEST_PARALLEL=0 runs the two
+                integration runs one after the other.
                 SANITY_ARGS="--test pylint" / INTEGRATION_ARGS="eca_token -v": extra ansible-test arguments.
 Logs:           .tmp/test-logs/latest/<stage>.log (one folder per run; ansible-test's output in it too)
 EOF
@@ -113,7 +115,8 @@ export ANSIBLE_COLLECTIONS_PATH="$WORK"
 
 SKIPPED=77
 
-# run_pytest DIR REQUIRED: REQUIRED=1 makes "no tests" (pytest exit 5) a failure.
+# run_pytest DIR REQUIRED: with REQUIRED=1 a missing DIR fails, else it skips the stage.
+# A DIR that exists but holds no tests (pytest exit 5) always fails.
 run_pytest() {
     local dir="$1" required="$2" rc args=()
     if [ ! -d "$COLL/$dir" ]; then
@@ -126,8 +129,7 @@ run_pytest() {
     (cd "$COLL" && python -m pytest "$dir" -p no:cacheprovider -ra "${args[@]}" "${PYTEST_EXTRA[@]}")
     rc=$?
     if [ $rc -eq 5 ]; then
-        if [ "$required" = 1 ]; then echo "FAIL: no tests collected in $dir"; return 1; fi
-        echo "NOTE: no tests in $dir yet: stage skipped"; return $SKIPPED
+        echo "FAIL: no tests collected in $dir"; return 1
     fi
     return $rc
 }
@@ -135,6 +137,7 @@ run_pytest() {
 stage_simulator() { run_pytest tests/simulator 1; }
 stage_unit() { run_pytest tests/unit 1; }
 stage_e2e() { run_pytest tests/e2e 0; }
+stage_safety() { run_pytest tests/safety 0; }
 
 stage_sanity() {
     local ignores pipver cache
@@ -164,47 +167,72 @@ EOF
     (cd "$COLL" && ansible-test sanity --venv --python 3.11 --color no ${SANITY_ARGS:-})
 }
 
-# Write tests/integration/integration_config.yml in the copy from the simulator's state file.
-write_integration_config() {
-    python "$ROOT/scripts/lib/integration_config.py" "$1" "$COLL/tests/integration/integration_config.yml"
+# integration_run NAME WORKDIR [ENV=VALUE...]: one ansible-test integration run in the collection
+# copy under WORKDIR, against a simulator of its own (started here, stopped when the run ends).
+integration_run() {
+    local name="$1" work="$2" coll="$2/ansible_collections/sfdc/eca" start
+    shift 2
+    start=$(date +%s)
+    (
+        state="$work/sim-$name.json"
+        simlog="$LOGDIR/integration-$name-simulator.log"
+        SFDC_SIM_PID=
+        trap 'sfdc_sim_stop' EXIT
+        sfdc_sim_start "$coll" "$coll/tests/integration/sim_seed.yml" "$state" "$simlog" || exit 1
+        echo "$SFDC_SIM_PID" > "$WORK/sim-$name.pid"
+        echo "simulator pid $SFDC_SIM_PID (log ${simlog#"$ROOT"/})"
+        python "$ROOT/scripts/lib/integration_config.py" "$state" "$coll/tests/integration/integration_config.yml" \
+            || { echo "FAIL: could not write integration_config.yml"; exit 1; }
+        # shellcheck disable=SC2086
+        cd "$coll" && env "$@" ansible-test integration --local --python 3.11 --color no ${INTEGRATION_ARGS:-}
+    )
+    local rc=$?
+    echo "integration run '$name': exit $rc, $(( $(date +%s) - start )) s"
+    return $rc
 }
 
 stage_integration() {
-    local state="$WORK/sim-integration.json" simlog="$LOGDIR/integration-simulator.log" rc1 rc2 f
-    local seed="tests/integration/sim_seed.yml"
+    local rc1 rc2 f work2="$WORK/module-exec" parallel=1 pid1 pid2
     if ! ls -d "$COLL"/tests/integration/targets/*/ >/dev/null 2>&1; then
         echo "FAIL: no integration targets in tests/integration/targets/"; return 1
     fi
-    [ -f "$COLL/$seed" ] || { echo "FAIL: $seed (the simulator seed for integration) is missing"; return 1; }
+    [ -f "$COLL/tests/integration/sim_seed.yml" ] || { echo "FAIL: tests/integration/sim_seed.yml (the simulator seed for integration) is missing"; return 1; }
     [ -d "$COLL/eca_simulator" ] || { echo "FAIL: eca_simulator/ is missing"; return 1; }
-    sfdc_sim_start "$COLL" "$COLL/$seed" "$state" "$simlog" || return 1
-    echo "$SFDC_SIM_PID" > "$WORK/sim-integration.pid"
-    trap 'sfdc_sim_stop' EXIT
-    echo "simulator pid $SFDC_SIM_PID, state file $state, log $simlog"
-    write_integration_config "$state" || { echo "FAIL: could not write integration_config.yml"; return 1; }
 
-    sfdc_banner "integration 1/2: default (in-process action plugins)"
-    # shellcheck disable=SC2086
-    (cd "$COLL" && ansible-test integration --local --python 3.11 --color no ${INTEGRATION_ARGS:-})
-    rc1=$?
-
-    # ansible-test passes only a fixed set of environment variables to ansible-playbook; the
-    # per-target alias env/set/NAME/VALUE is its way to set one, so add it in the copy only.
-    sfdc_banner "integration 2/2: SFDC_ECA_IN_PROCESS=false (module execution)"
-    for f in "$COLL"/tests/integration/targets/*/; do
-        if [ -f "$f/aliases" ]; then cp "$f/aliases" "$f/aliases.orig"; else touch "$f/aliases.new"; fi
+    # The second run needs SFDC_ECA_IN_PROCESS=false in ansible-playbook's environment, but
+    # ansible-test passes only a fixed set of variables; the target alias env/set/NAME/VALUE is its
+    # way to set one. Add it in a second copy, so the two runs can go side by side.
+    rm -rf "$work2"
+    mkdir -p "$work2"
+    cp -a "$WORK/ansible_collections" "$work2/"
+    rm -rf "$work2/ansible_collections/sfdc/eca/tests/output"
+    for f in "$work2"/ansible_collections/sfdc/eca/tests/integration/targets/*/; do
         printf '\nenv/set/SFDC_ECA_IN_PROCESS/false\n' >> "$f/aliases"
     done
-    # shellcheck disable=SC2086
-    (cd "$COLL" && SFDC_ECA_IN_PROCESS=false ansible-test integration --local --python 3.11 --color no ${INTEGRATION_ARGS:-})
-    rc2=$?
-    for f in "$COLL"/tests/integration/targets/*/; do
-        if [ -f "$f/aliases.orig" ]; then mv "$f/aliases.orig" "$f/aliases"; fi
-        if [ -f "$f/aliases.new" ]; then rm -f "$f/aliases" "$f/aliases.new"; fi
-    done
-    echo "integration: default rc=$rc1, SFDC_ECA_IN_PROCESS=false rc=$rc2"
-    sfdc_sim_stop
-    rm -f "$WORK/sim-integration.pid"
+
+    if [ "${SFDC_TEST_PARALLEL:-1}" = 0 ] || [ "$(nproc 2>/dev/null || echo 1)" -lt 2 ]; then parallel=0; fi
+    if [ $parallel = 1 ]; then
+        echo "running both integration runs side by side; their output follows when both are done"
+        integration_run in-process "$WORK" >"$LOGDIR/integration-in-process.log" 2>&1 &
+        pid1=$!
+        integration_run module-exec "$work2" SFDC_ECA_IN_PROCESS=false >"$LOGDIR/integration-module-exec.log" 2>&1 &
+        pid2=$!
+        wait $pid1; rc1=$?
+        wait $pid2; rc2=$?
+        sfdc_banner "integration 1/2: default (in-process action plugins)"
+        cat "$LOGDIR/integration-in-process.log"
+        sfdc_banner "integration 2/2: SFDC_ECA_IN_PROCESS=false (module execution)"
+        cat "$LOGDIR/integration-module-exec.log"
+    else
+        sfdc_banner "integration 1/2: default (in-process action plugins)"
+        integration_run in-process "$WORK"; rc1=$?
+        sfdc_banner "integration 2/2: SFDC_ECA_IN_PROCESS=false (module execution)"
+        integration_run module-exec "$work2" SFDC_ECA_IN_PROCESS=false; rc2=$?
+    fi
+    if [ -d "$work2/ansible_collections/sfdc/eca/tests/output" ]; then
+        cp -a "$work2/ansible_collections/sfdc/eca/tests/output" "$LOGDIR/ansible-test-output-module-exec" 2>/dev/null || true
+    fi
+    echo "integration: default exit $rc1, SFDC_ECA_IN_PROCESS=false exit $rc2"
     [ $rc1 -eq 0 ] && [ $rc2 -eq 0 ]
 }
 
@@ -252,9 +280,12 @@ done
 BROKE_RE='^(ERROR|FATAL|FAILED|FAIL)[: ]|^E +[A-Za-z]|fatal: \[|^[a-z-]+\[[a-z-]+\]: |^[^ ].*(Error|Exception): '
 for s in "${failed_stages[@]}"; do
     log="$LOGDIR/$s.log"
-    if grep -qE "$BROKE_RE" "$log"; then
+    # drop ansible failures the play ignored ("...ignoring" on the next line)
+    broke="$(awk '/^\.\.\.ignoring/ { held = ""; next } { if (held != "") print held; held = $0 } END { if (held != "") print held }' "$log" \
+        | grep -E "$BROKE_RE" | grep -v '^FATAL: Command ' | head -n 60)"
+    if [ -n "$broke" ]; then
         sfdc_banner "what broke in stage $s (error lines of $LOGREL/$s.log)"
-        grep -E "$BROKE_RE" "$log" | grep -v '^FATAL: Command ' | head -n 60
+        echo "$broke"
     else
         sfdc_banner "what broke in stage $s (last 40 lines of $LOGREL/$s.log)"
         tail -n 40 "$log"
@@ -273,6 +304,13 @@ for s in "${SELECTED[@]}"; do
 done
 for s in "${SELECTED[@]}"; do
     [ "${RESULT[$s]}" = SKIP ] && echo "note: stage $s was skipped (see its log)"
+done
+# Test folders no stage runs would pass silently: say so.
+for d in "$COLL"/tests/*/; do
+    case "$(basename "$d")" in simulator|unit|e2e|safety|integration|sanity|output|__pycache__) continue ;; esac
+    if find "$d" -name 'test_*.py' | grep -q .; then
+        echo "WARNING: tests/$(basename "$d")/ has tests that no stage of scripts/test.sh runs"
+    fi
 done
 echo "total ${total}s; logs in $LOGREL/ (also .tmp/test-logs/latest/)"
 echo "$npass passed, $nfail failed"
