@@ -58,8 +58,9 @@ def test_audit_reads_and_reports(sim_factory, tmp_path, ansible, e2e):
     r = rows[("org04", "Billing_Sync", "Billing")]
     assert r["state"] == "Expired" and "staged_expired" in r["findings"] and r["outcome"] == "attention", r
 
+    # every app of the org, the admin app the simulator authenticates with included
     assert {k[1:] for k in rows if k[0] == "org05"} == {("Billing_Sync", "Billing"), ("Data_Loader", "Primary"),
-                                                         ("Data_Loader", "Secondary")}
+                                                         ("Data_Loader", "Secondary"), ("Sim_Admin", "Sim_Admin")}
     r = rows[("org05", "Data_Loader", "Secondary")]
     assert r["state"] == "Active" and "staged_waiting" in r["findings"] and "staged_expiring" not in r["findings"], r
 
@@ -68,7 +69,7 @@ def test_audit_reads_and_reports(sim_factory, tmp_path, ansible, e2e):
 
     # budget: <= 3 calls per app (token once per org)
     for org in ("org01", "org02", "org05"):
-        apps = len([a for a in sim.org(org).apps if a.developer_name != "Sim_Admin"])
+        apps = len(sim.org(org).apps)
         rest = [q for q in sim.requests(org) if q["endpoint"] != "token"]
         assert len(rest) <= 3 * apps, (org, sim.counts(org))
 
