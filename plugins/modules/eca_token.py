@@ -62,7 +62,15 @@ EXAMPLES = r'''
   register: sf_token
   no_log: true
 
-- name: Check that a newly staged key and secret authenticate
+- name: Stage a new key and secret
+  sfdc.eca.eca_staged_credential:
+    instance_url: https://mycompany.my.salesforce.com
+    access_token: "{{ sf_token.access_token }}"
+    app_name: Billing_Sync
+  register: staged
+  no_log: true
+
+- name: Check that the newly staged key and secret authenticate
   sfdc.eca.eca_token:
     instance_url: https://mycompany.my.salesforce.com
     client_id: "{{ staged.staged_credential.key }}"
