@@ -333,6 +333,8 @@ def run_staged_credential(client, params, check_mode=False, diff=False):
                     'a new credential, or state: absent to only revoke it.'
                     % (label, key_suffix(staged.get('key')), staged.get('expiration_date') or 'its grace period ends'))
             action = 'replaced_rotated'
+            if params.get('client_id') and params.get('client_id') == staged.get('key'):
+                warnings.append('The replaced Rotated credential is the one this run authenticated with; it no longer works.')
         else:
             raise EcaStateError("The staged slot of %s is in state '%s', which this module does not know; nothing was changed."
                                 % (label, previous_state))
