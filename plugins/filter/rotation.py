@@ -170,7 +170,7 @@ def _check_deliver(entry, options, org, app_name, many):
         return None, ("rotation of app '%s': deliver must set exactly one of tasks_file and vault_file, got %s"
                       % (app_name, ', '.join(sorted(k for k in deliver if deliver.get(k))) or 'neither'))
     if tasks_file:
-        path = os.path.expanduser(to_text(tasks_file))
+        path = os.path.abspath(os.path.expanduser(to_text(tasks_file)))
         if not os.path.isfile(path):
             return None, "rotation of app '%s': deliver.tasks_file '%s' does not exist on the controller" % (app_name, tasks_file)
         return {'backend': 'tasks_file', 'tasks_file': path}, None
@@ -181,11 +181,11 @@ def _check_deliver(entry, options, org, app_name, many):
     if not password_file:
         return None, ("rotation of app '%s': deliver.vault_file needs a vault password: set deliver.vault_password_file "
                       "or sfdc_eca_vault_password_file" % app_name)
-    password_file = os.path.expanduser(to_text(password_file))
+    password_file = os.path.abspath(os.path.expanduser(to_text(password_file)))
     if not os.path.isfile(password_file):
         return None, "rotation of app '%s': vault password file '%s' does not exist on the controller" % (app_name, password_file)
     vault_id = deliver.get('vault_id') or options.get('vault_id') or 'default'
-    return {'backend': 'vault_file', 'vault_file': os.path.expanduser(to_text(vault_file)),
+    return {'backend': 'vault_file', 'vault_file': os.path.abspath(os.path.expanduser(to_text(vault_file))),
             'vault_password_file': password_file, 'vault_id': to_text(vault_id)}, None
 
 
@@ -202,7 +202,7 @@ def _check_verify(entry, options, app_name):
                                 "(or sfdc_eca_verify_jwt)" % app_name)
     hook = _pick(entry, 'verify_tasks_file', options, '') or ''
     if hook:
-        hook = os.path.expanduser(to_text(hook))
+        hook = os.path.abspath(os.path.expanduser(to_text(hook)))
         if not os.path.isfile(hook):
             return None, None, "rotation of app '%s': verify_tasks_file '%s' does not exist on the controller" % (app_name, hook)
     # The JWT settings hold no secret except an inline private_key, which the item must not carry.
