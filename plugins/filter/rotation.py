@@ -658,7 +658,10 @@ def rotation_records(items, started=None, finished=None, check_mode=False):
         else:
             row['expiry'] = None
         deliver = item.get('deliver') or {}
-        row['delivered_to'] = deliver.get('vault_file') or deliver.get('tasks_file') if item.get('delivered') else None
+        # a consumer that got past delivery was delivered (tasks-file deliveries only report failures)
+        delivered = item.get('delivered') or item.get('promoted') or item.get('verified') or (
+            item.get('status') == 'failed' and item.get('phase') in ('verify', 'promote', 'revoke'))
+        row['delivered_to'] = (deliver.get('vault_file') or deliver.get('tasks_file')) if delivered else None
         row['started'] = _iso(start) if start else None
         row['finished'] = _iso(end)
         row['duration'] = duration
