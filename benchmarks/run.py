@@ -465,6 +465,8 @@ def main(argv=None):
                     n, scenario, row["rc"], len(not_rotated), ", ".join(not_rotated[:5]) +
                     (" ..." if len(not_rotated) > 5 else ""), os.path.join(outdir, row["log"])))
             rows.append(row)
+            add_ratios(rows)
+            write_outputs(rows, check_targets(rows), outdir, meta)  # partial results survive an interrupted run
     add_ratios(rows)
     targets = check_targets(rows)
     a_sizes = sorted(r["orgs"] for r in rows if r["scenario"] == "a")
