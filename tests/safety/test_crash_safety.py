@@ -47,10 +47,10 @@ def out(proc):
     return (proc.stdout.decode(errors="replace")[-4000:] + "\n--- stderr ---\n" + proc.stderr.decode(errors="replace")[-3000:])
 
 
-def complete(runner, fleet):
+def complete(runner, fleet, may_rotate_again=()):
     """Rerun to completion: the rerun must end with every consumer consistent."""
     proc = run(runner, fleet)
-    problems = fleet.final_problems()
+    problems = fleet.final_problems(may_rotate_again)
     assert problems == [], "\n".join(problems) + out(proc)
     return proc
 
@@ -82,7 +82,12 @@ def _watch_and_kill(runner, fleet, point):
     return proc
 
 
-@pytest.mark.parametrize("point", WATCH_POINTS)
+F7 = pytest.mark.xfail(strict=True, reason="finding F7: the rotation history is written only by the report play; killed "
+                                           "after promote+revoke and before history.json, the rerun finds an empty slot "
+                                           "and rotates the revoke_previous consumer a second time")
+
+
+@pytest.mark.parametrize("point", [pytest.param("after_promote"), pytest.param("mid_report", marks=F7)])
 def test_sigkill_at_phase_boundary_watched(fleet, runner, point):
     _watch_and_kill(runner, fleet, point)
     assert fleet.integration_problems() == []
@@ -151,10 +156,13 @@ def test_clock_past_staged_expiry_between_runs(fleet, runner):
 
 
 def test_clock_past_rotated_grace_between_runs(fleet, runner):
-    """Killed right after the first promotion, then 31 days pass (the Rotated pair's grace ends)."""
+    """Killed right after the first promotion, then 31 days pass (the Rotated pair's grace ends). A consumer
+    promoted before the kill is due again 31 days later: it may be rotated a second time, the others once."""
     _watch_and_kill(runner, fleet, "after_promote")
+    promoted = {k for k, n in fleet.rotation_counts().items() if n}
+    assert promoted
     fleet.sim.clock.advance(days=31)
-    complete(runner, fleet)
+    complete(runner, fleet, may_rotate_again=promoted)
     assert fleet.integration_problems() == []
 
 
@@ -182,7 +190,7 @@ def test_variants_covered():
     """Each [unknown] of the API runs in both of its values in every scenario above."""
     from eca_simulator.core import VARIANTS
     for name, values in VARIANTS.items():
-        if name == "refresh_token_rotation":
+        if name == "refresh_token_rotation":   # the role never uses refresh tokens
             continue
         seen = {v.get(name, values[0]) for v in VARIANT_ORGS.values()}
         assert seen == set(values), name
