@@ -446,7 +446,7 @@ class Simulator:
             resp.headers.append(("Sforce-Limit-Info", "api-usage=%d/%d" % (data.api_usage, data.api_limit)))
         entry = {"org": tag, "method": req.method, "endpoint": endpoint, "path": req.path,
                  "query": req.query if endpoint != "token" else "", "status": 0 if resp.reset else resp.status,
-                 "fault": kind, "time": self.clock.time()}
+                 "fault": kind or (lat and "latency"), "time": self.clock.time()}
         with self._log_lock:
             self._log.append(entry)
         return resp

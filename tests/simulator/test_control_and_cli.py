@@ -124,7 +124,7 @@ def test_control_org_operations_and_reset(sim, ctl, sim_http):
     assert ctl("POST", "/_sim/orgs/org01/settings", json={"colour": 1})[0] == 400
 
 
-def _wait_for(path, proc, timeout=30):
+def _wait_for(path, proc, timeout=90):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -214,7 +214,7 @@ def test_cli_500_orgs_http_port_base(tmp_path):
         out = log.read()
         assert out.count("client_id=") == 500
         took = float(out.split(" up in ")[1].split(" s")[0])
-        assert took < 10.0  # wall time as the CLI reports it; the strict CPU bound is in test_scale.py
+        assert took < 20.0  # wall time as the CLI reports it; the strict CPU bound is in test_scale.py
     finally:
         if proc.poll() is None:
             proc.kill()

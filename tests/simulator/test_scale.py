@@ -12,14 +12,14 @@ from eca_simulator import testing as st
 def test_500_orgs_up_in_under_2_seconds():
     """Construct + start 500 orgs (each listening). The 2 s bound is on the process's CPU time, which
     equals wall time on an idle machine (~0.3 s here) but not on a shared, overloaded CI box; wall time
-    gets a generous bound."""
+    gets a generous bound (20 s)."""
     c0, t0 = time.process_time(), time.perf_counter()
     sim = Simulator(generate(500))
     sim.start()
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
     try:
         assert cpu < 2.0, "500 orgs cost %.2f s of CPU to come up" % cpu
-        assert wall < 10.0, "500 orgs took %.2f s (wall) to come up" % wall
+        assert wall < 20.0, "500 orgs took %.2f s (wall) to come up" % wall
         ports = {o.port for o in sim.orgs.values()}
         assert len(ports) == 500
         for port in ports:  # every org really listens
@@ -63,7 +63,7 @@ def test_50_concurrent_clients_without_errors(sim_factory):
         assert sim.org(org).app("Billing_Sync").consumer().main["key"] == s1["key"]
         assert sim.write_count(org) == 3
     assert len(sim.requests()) == 50 * 18
-    assert took < 30
+    assert took < 60
     print("50 concurrent clients, %d requests in %.2f s" % (len(sim.requests()), took))
 
 
