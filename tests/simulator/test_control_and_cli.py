@@ -229,5 +229,5 @@ def test_cli_500_orgs_http_port_base(tmp_path):
 ])
 def test_cli_bad_input(args, message):
     r = subprocess.run([sys.executable, "-m", "eca_simulator", "serve", *args], cwd=ROOT, capture_output=True, check=False,
-                       text=True, timeout=30)
+                       text=True, timeout=90)
     assert r.returncode != 0 and message in r.stderr
