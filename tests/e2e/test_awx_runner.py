@@ -55,7 +55,8 @@ class AwxJob:
     """One AWX job: build the private data dir like RunJob does, then hand it to ansible-runner."""
 
     def __init__(self, base, job_id, playbook, project_files, inventory, extra_vars=None, credentials=(),
-                 vault_password=None, limit=None, job_slice=(1, 1), verbosity=0, task_env=None, credential_types=None):
+                 vault_password=None, limit=None, job_slice=(1, 1), verbosity=0, task_env=None, credential_types=None,
+                 job_type="run"):
         self.job_id = job_id
         self.pdd = Path(tempfile.mkdtemp(prefix="awx_%d_" % job_id, dir=str(base)))
         os.chmod(self.pdd, stat.S_IRWXU)
@@ -91,6 +92,8 @@ class AwxJob:
         extra_vars.setdefault("sfdc_eca_report_dir", str(self.pdd / "project" / "sfdc_eca_report"))
         self.report_dir = Path(extra_vars["sfdc_eca_report_dir"])
         self._write_extra_vars(extra_vars)
+        if job_type == "check":    # RunJob.build_args
+            args.append("--check")
         if limit:
             args += ["-l", limit]
         if verbosity:
@@ -511,6 +514,23 @@ def test_rotate_single_org_credential_from_env(sim, tmp_path):
     secrets = sim.secrets() | {deliver_pw}
     assert not job.leaked(secrets)
     assert not job.check_private_files(secrets)
+
+
+def test_rotate_job_type_check_writes_nothing(sim, tmp_path):
+    """Job type "check" on the rotate template: the plan, no write to the org, no delivery."""
+    deliver, deliver_pw = delivery(tmp_path)
+    inventory = single_org_inventory("org01")
+    inventory["_meta"]["hostvars"]["org01"] = {"sfdc_eca_rotations": [{"app_name": "Billing_Sync", "deliver": deliver}]}
+    before = _pairs(sim, "org01", "Billing_Sync", "Billing")
+    job = AwxJob(tmp_path, 33, "rotate.yml", AWX_PROJECT, inventory, extra_vars=survey_extra_vars({}),
+                 credentials=[admin_inputs(sim, "org01")], job_type="check")
+    r = job.run()
+    assert r.status == "successful", job.stdout[-4000:]
+    assert sim.write_count("org01") == 0
+    assert _pairs(sim, "org01", "Billing_Sync", "Billing") == before
+    assert not list(Path(deliver["vault_file"]).parent.glob("*.yml"))
+    assert job.stats()["sfdc_eca_totals"]["planned"] == 1, job.stats()
+    assert not job.leaked(sim.secrets() | {deliver_pw})
 
 
 def test_rotate_multi_org_vaulted_inventory_and_survey(sim, tmp_path):
