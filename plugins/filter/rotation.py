@@ -139,6 +139,16 @@ def _pick(entry, name, options, default=None):
 
 
 def _history_entries(history):
+    """{org/app/consumer: entry} from the history file's text or dict, or a list of them (merged:
+    per key, the entry with the latest last_rotated wins, then the later one)."""
+    if isinstance(history, (list, tuple)):
+        merged = {}
+        for part in history:
+            for key, entry in _history_entries(part).items():
+                old = merged.get(key)
+                if old is None or to_text(entry.get('last_rotated') or '') >= to_text(old.get('last_rotated') or ''):
+                    merged[key] = entry
+        return merged
     if not history:
         return {}
     if isinstance(history, (str, bytes)):
@@ -757,10 +767,12 @@ def history_update(history, rows, now=None):
         entry.update({'org': row.get('org'), 'app_name': row.get('app_name'), 'consumer_name': row.get('consumer_name'),
                       'instance_url': row.get('instance_url'), 'last_run': _iso(now), 'last_outcome': row.get('outcome')})
         if row.get('outcome') == 'rotated':
-            entry['last_rotated'] = row.get('finished') or _iso(now)
+            if entry.get('key_fp') != row.get('_new_key_fp') or not row.get('_new_key_fp'):
+                # a new key is a new rotation (the org's own history file may have counted this one already)
+                entry['rotations'] = int(entry.get('rotations') or 0) + 1
+                entry['last_rotated'] = row.get('finished') or _iso(now)
             entry['key'] = row.get('new_key')
             entry['key_fp'] = row.get('_new_key_fp')
-            entry['rotations'] = int(entry.get('rotations') or 0) + 1
         entries[key] = entry
     return {'version': 1, 'updated': _iso(now), 'consumers': dict(sorted(entries.items()))}
 

@@ -166,3 +166,14 @@ def test_audit_rows_findings(f):
     assert "previous_in_grace" in rows["C2"]["findings"] and rows["C2"]["expiry"] == later
     assert "staged_expired" in rows["C3"]["findings"]
     assert all("never_rotated_by_tool" in r["findings"] for r in rows.values())
+
+
+def test_history_counts_one_rotation_once(f):
+    """The org's own history file (written at promote) and the report's rows describe the same rotation."""
+    row = {"org": "o", "app_name": "A", "consumer_name": "C", "outcome": "rotated", "new_key": "...ZZZZ",
+           "_new_key_fp": "abc", "finished": "2026-06-01T12:00:00Z"}
+    org_file = f.rot.history_update("", [row], NOW)
+    merged = f.rot.history_update(["", json.dumps(org_file)], [row], NOW)
+    assert merged["consumers"]["o/A/C"]["rotations"] == 1
+    newer = dict(row, _new_key_fp="def", finished="2026-07-01T12:00:00Z")
+    assert f.rot.history_update(merged, [newer], NOW)["consumers"]["o/A/C"]["rotations"] == 2
