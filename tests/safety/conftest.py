@@ -342,6 +342,14 @@ def proxy_to(sim, org, mutate=None):
     return handler
 
 
+def record_figure(name, **values):
+    """Append a figure for docs/safety.md to the file named by SFDC_SAFETY_FIGURES (JSON lines), if set."""
+    path = os.environ.get("SFDC_SAFETY_FIGURES")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps(dict(values, figure=name)) + "\n")
+
+
 def wait_for(predicate, timeout=60, interval=0.05):
     end = time.time() + timeout
     while time.time() < end:

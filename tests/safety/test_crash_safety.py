@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from conftest import SafetyRun, kill_tree, wait_for
+from conftest import SafetyRun, kill_tree, record_figure, wait_for
 from fleet import ORGS, VARIANT_ORGS, Fleet, ansible_playbook, seed
 
 HOOK_POINTS = ("after_stage", "after_deliver", "after_verify")
@@ -52,6 +52,7 @@ def complete(runner, fleet, may_rotate_again=()):
     proc = run(runner, fleet)
     problems = fleet.final_problems(may_rotate_again)
     assert problems == [], "\n".join(problems) + out(proc)
+    record_figure("crash", consumers=len(list(fleet.consumers())), orgs=len(ORGS))
     return proc
 
 

@@ -22,7 +22,7 @@ from ansible_collections.sfdc.eca.plugins.module_utils._specs import (
     usage_info_spec,
 )
 
-from conftest import find_secrets
+from conftest import find_secrets, record_figure
 from hostile import OPS, ROWS, HostileWorld
 
 RUNNERS = {
@@ -86,6 +86,7 @@ def test_bad_input_in_process(world, row):
 
 def test_table_size():
     """The figure docs/safety.md reports."""
+    record_figure("hostile-rows", rows=len(ROWS), findings=sum(1 for r in ROWS if r.finding))
     assert len(ROWS) >= 80
     assert len({r.id for r in ROWS}) == len(ROWS)
 
@@ -142,6 +143,8 @@ def test_bad_input_through_ansible(world, sandbox, in_process):
     assert writes == []
     # The playbook holds the test's own inputs (keys, secrets): it is the user's file, not output.
     scan = sandbox.scan(world.secrets() - _echoed_by_findings(world, rows, results), allowed_files=[playbook])
+    record_figure("hostile-ansible-%s" % ("in_process" if in_process else "module"), rows=len(rows),
+                  secrets=len(world.secrets()), bytes=scan.bytes_scanned, found=len(scan.hits))
     assert scan.hits == []
     assert scan.bytes_scanned > 100000
 

@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from conftest import SafetyRun, file_mode, find_secrets, pem_fragments
+from conftest import SafetyRun, file_mode, find_secrets, pem_fragments, record_figure
 from fleet import ADMIN, VAULT_PASSWORD, ansible_playbook, decrypt_vault_file, e2e
 
 from conftest import ROOT
@@ -23,7 +23,6 @@ from conftest import ROOT
 FAULT_KINDS = ("invalid_session", "limit_exceeded", "unavailable", "server_error", "malformed_json", "reset",
                "feature_disabled", "crash_after_write")
 ENDPOINTS = ("usage", "credentials", "consumer", "staged", "staged_item", "token")
-FIGURES = {}
 
 
 def fault_seed():
@@ -139,7 +138,8 @@ def test_rotate_and_audit_playbooks_leak_nothing(world, tmp_path):
     delivered = check_targets(world, secrets)
     assert delivered >= 2
     scan = runner.scan(secrets)
-    FIGURES["playbooks"] = (len(secrets), scan.bytes_scanned, scan.files_scanned)
+    record_figure("leaks-playbooks", secrets=len(secrets), bytes=scan.bytes_scanned, files=scan.files_scanned,
+                  found=len(scan.hits), requests=len(sim.requests()))
     print("\nplaybooks: %d secrets searched in %d bytes (%d files + outputs): %d found"
           % (len(secrets), scan.bytes_scanned, scan.files_scanned, len(scan.hits)))
     assert scan.hits == []
@@ -232,7 +232,8 @@ def test_modules_leak_nothing(world, tmp_path, in_process):
     assert sum(1 for e in sim.requests() if e["method"] == "PATCH" and e["status"] == 200) >= 1
     secrets = secrets_of(world)
     scan = runner.scan(secrets)
-    FIGURES["modules-%s" % in_process] = (len(secrets), scan.bytes_scanned, scan.files_scanned)
+    record_figure("leaks-modules-%s" % ("in_process" if in_process else "module"), secrets=len(secrets),
+                  bytes=scan.bytes_scanned, files=scan.files_scanned, found=len(scan.hits), requests=len(sim.requests()))
     print("\nmodules (in_process=%s): %d secrets searched in %d bytes (%d files + outputs): %d found"
           % (in_process, len(secrets), scan.bytes_scanned, scan.files_scanned, len(scan.hits)))
     assert scan.hits == []
