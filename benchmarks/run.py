@@ -305,8 +305,9 @@ def check_targets(rows):
     if len(a_rows) >= 2:
         lo, hi = a_rows[0], a_rows[-1]
         growth = (hi["wall_s"] / lo["wall_s"]) / (float(hi["orgs"]) / lo["orgs"])
+        cpu_growth = (hi["cpu_s"] / lo["cpu_s"]) / (float(hi["orgs"]) / lo["orgs"])
         out.append(("(a) wall time grows linearly N=%d->%d (time ratio / N ratio <= 1.25)" % (lo["orgs"], hi["orgs"]),
-                    "%.2f" % growth, growth <= 1.25))
+                    "%.2f (CPU: %.2f)" % (growth, cpu_growth), growth <= 1.25))
     for r in a_rows:
         if r["orgs"] >= 500:
             peak = max(r["max_rss_mb"], r["peak_tree_pss_mb"])
