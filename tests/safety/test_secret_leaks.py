@@ -12,6 +12,7 @@ tasks file writes. Files holding secrets must be mode 0600.
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -255,3 +256,49 @@ def test_staging_without_return_secret_prints_no_secret(world, tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert world["sim"].org("clean").app("Billing_Sync").consumer("Billing").staged["state"] == "Active"
     assert runner.scan(secrets_of(world)).hits == []
+
+
+def _awx_helpers():
+    import importlib.util
+    try:
+        import ansible_runner  # noqa: F401
+    except ImportError:  # pragma: no cover
+        pytest.skip("ansible-runner is not installed")
+    spec = importlib.util.spec_from_file_location("awx_runner_helpers", str(ROOT / "tests" / "e2e" / "test_awx_runner.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_awx_job_leaks_nothing(sim_factory, tmp_path):
+    """playbooks/rotate.yml as an AWX job (tests/e2e AwxJob: private data dir, ansible-runner, job events) at
+    verbosity 4, vaulted inventory, a fault at every endpoint: nothing in the job's files, artifacts or events."""
+    awx = _awx_helpers()
+    sim = sim_factory(fault_seed())
+    deliver, deliver_pw = awx.delivery(tmp_path)
+    vault_password = "awx-vault-pw-" + os.urandom(6).hex()
+    orgs = ["clean"] + ["f_" + k for k in FAULT_KINDS]
+    hosts = {}
+    for org in orgs:
+        o = sim.orgs[org]
+        hosts[org] = {"sfdc_eca_connection": {"instance_url": o.instance_url, "client_id": o.admin["client_id"],
+                                              "client_secret": o.admin["client_secret"], "ca_path": sim.ca_path,
+                                              "retry_backoff": 0.01, "max_retries": 1},
+                      "sfdc_eca_rotations": [{"app_name": "Billing_Sync", "deliver": deliver}]}
+    data = awx.vaulted_inventory(tmp_path, hosts, vault_password)
+    extra = awx.survey_extra_vars({"sfdc_eca_revoke_previous": "false"})
+    extra.update(sfdc_eca_canary_size=len(orgs), sfdc_eca_verify_delay=0, sfdc_eca_verify_retries=1)
+    arm(sim)
+    job = awx.AwxJob(tmp_path, 71, "rotate.yml", awx.AWX_PROJECT, data, extra_vars=extra, vault_password=vault_password,
+                     verbosity=4)
+    job.run()
+    assert "PLAY RECAP" in job.stdout, job.stdout[-3000:]
+    assert sum(1 for e in sim.requests() if e["method"] == "PATCH" and e["status"] == 200) >= 2
+    secrets = sim.secrets() | {vault_password, deliver_pw}
+    hits = job.leaked(secrets)
+    scanned = sum(p.stat().st_size for p in job.pdd.rglob("*") if p.is_file())
+    record_figure("leaks-awx", secrets=len(secrets), bytes=scanned, found=len(hits))
+    assert hits == []
+    assert not job.check_private_files(secrets)
+    for path in Path(deliver["vault_file"]).parent.glob("*-Billing_Sync-*.yml"):
+        assert decrypt_vault_file(path, deliver_pw)["secret"] in secrets
