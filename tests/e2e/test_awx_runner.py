@@ -571,15 +571,31 @@ def test_rotate_multi_org_vaulted_inventory_and_survey(sim, tmp_path):
 def test_workflow_audit_then_rotate_with_artifacts(sim, tmp_path):
     """The workflow's nodes: audit publishes set_stats; AWX passes those artifacts to the next job as
     extra vars (after the approval node); rotate runs with them and publishes its own."""
-    deliver, deliver_pw = delivery(tmp_path)
+    volume = tmp_path / "mounted_volume"
+    volume.mkdir()
+    deliver_pw = "deliver-pw-" + os.urandom(6).hex()
+    (volume / "deliver-vault-pass").write_text(deliver_pw)
+    project = dict(AWX_PROJECT)
+    # A delivery tasks file kept in the project, referenced from the inventory through sfdc_eca_project_dir.
+    project["deliver/to_volume.yml"] = (
+        "- name: Write the pair, vault-encrypted, to the mounted volume\n"
+        "  ansible.builtin.copy:\n"
+        "    content: \"{{ sfdc_eca_credential | to_nice_yaml | ansible.builtin.vault(lookup('ansible.builtin.file', "
+        "sfdc_eca_volume ~ '/deliver-vault-pass')) }}\"\n"
+        "    dest: \"{{ sfdc_eca_volume }}/{{ sfdc_eca_credential.org }}-{{ sfdc_eca_credential.consumer_name }}.yml\"\n"
+        "    mode: \"0600\"\n"
+        "    decrypt: false\n"
+        "  delegate_to: localhost\n")
     inventory = single_org_inventory("org01")
-    inventory["_meta"]["hostvars"]["org01"] = {"sfdc_eca_rotations": [{"app_name": "Billing_Sync", "deliver": deliver}]}
+    inventory["_meta"]["hostvars"]["org01"] = {
+        "sfdc_eca_volume": str(volume),
+        "sfdc_eca_rotations": [{"app_name": "Billing_Sync", "deliver": {"tasks_file": "{{ sfdc_eca_project_dir }}/deliver/to_volume.yml"}}]}
     creds = [admin_inputs(sim, "org01")]
     # Both job templates write their reports to the same mounted volume (extra vars of the templates).
     answers = dict(survey_extra_vars({}), sfdc_eca_report_dir=str(tmp_path / "reports_volume"))
     before = _pairs(sim, "org01", "Billing_Sync", "Billing")[0]
 
-    audit = AwxJob(tmp_path, 41, "audit.yml", AWX_PROJECT, inventory, extra_vars=answers, credentials=creds)
+    audit = AwxJob(tmp_path, 41, "audit.yml", project, inventory, extra_vars=answers, credentials=creds)
     assert audit.run().status == "successful", audit.stdout[-4000:]
     assert sim.write_count("org01") == 0
     audit_stats = audit.stats()
@@ -589,9 +605,12 @@ def test_workflow_audit_then_rotate_with_artifacts(sim, tmp_path):
     # (approval node: a person approves) -> rotate gets the ancestors' artifacts as extra vars, under the
     # workflow's own extra vars and survey answers (WorkflowJobNode.get_job_kwargs: "Workflow Job
     # extra_vars higher precedence than ancestor artifacts").
-    rotate = AwxJob(tmp_path, 42, "rotate.yml", AWX_PROJECT, inventory, extra_vars=dict(audit_stats, **answers), credentials=creds)
+    rotate = AwxJob(tmp_path, 42, "rotate.yml", project, inventory, extra_vars=dict(audit_stats, **answers), credentials=creds)
     assert rotate.run().status == "successful", rotate.stdout[-4000:]
-    assert _pairs(sim, "org01", "Billing_Sync", "Billing")[0]["key"] != before["key"]
+    after = _pairs(sim, "org01", "Billing_Sync", "Billing")[0]
+    assert after["key"] != before["key"]
+    delivered = read_delivered(volume / "org01-Billing.yml", deliver_pw, tmp_path)
+    assert (delivered["key"], delivered["secret"]) == (after["key"], after["secret"])
     totals = rotate.stats()["sfdc_eca_totals"]
     assert totals["rotated"] == 1 and totals["failed"] == 0, totals
     assert {p.name for p in (tmp_path / "reports_volume").iterdir()} >= {"audit.json", "report.json"}
