@@ -31,22 +31,23 @@ VARIANT_ORGS = {
     "v_mix2": {"empty_staged": "not_found", "staged_id_on_rotate": "new", "staged_url_spelling": "URL",
                "error_body": "object"},
 }
-# situations: an Expired pair to replace (DELETE then POST), revoke_previous (DELETE after PATCH), two consumers
-SCENARIO_ORGS = ("expired", "revoke", "multi")
-ORGS = tuple(VARIANT_ORGS) + SCENARIO_ORGS
+# The slot situations ride on the variant orgs (fewer hosts, quicker runs): v_flat has a two-consumer app
+# delivered to vault files, v_mix1 an Expired pair to replace (DELETE then POST), v_mix2 revoke_previous
+# (DELETE after PATCH).
+MULTI_ORG, EXPIRED_ORG, REVOKE_ORG = "v_flat", "v_mix1", "v_mix2"
+ORGS = tuple(VARIANT_ORGS)
 
 
 def seed():
     orgs = []
     for name, variants in VARIANT_ORGS.items():
-        orgs.append({"name": name, "admin": {"username": ADMIN}, "variants": variants,
-                     "apps": [{"developer_name": "Billing_Sync", "consumers": [{"name": "Billing"}]}]})
-    orgs.append({"name": "expired", "admin": {"username": ADMIN}, "apps": [
-        {"developer_name": "Billing_Sync", "consumers": [{"name": "Billing", "staged": {"state": "Expired", "age_days": 40}}]}]})
-    orgs.append({"name": "revoke", "admin": {"username": ADMIN}, "apps": [
-        {"developer_name": "Billing_Sync", "consumers": [{"name": "Billing"}]}]})
-    orgs.append({"name": "multi", "admin": {"username": ADMIN}, "variants": {"post_body": "flat"}, "apps": [
-        {"developer_name": "Data_Loader", "consumers": [{"name": "Primary"}, {"name": "Secondary"}]}]})
+        consumer = {"name": "Billing"}
+        if name == EXPIRED_ORG:
+            consumer["staged"] = {"state": "Expired", "age_days": 40}
+        apps = [{"developer_name": "Billing_Sync", "consumers": [consumer]}]
+        if name == MULTI_ORG:
+            apps = [{"developer_name": "Data_Loader", "consumers": [{"name": "Primary"}, {"name": "Secondary"}]}]
+        orgs.append({"name": name, "admin": {"username": ADMIN}, "variants": variants, "apps": apps})
     return {"orgs": orgs}
 
 
@@ -108,12 +109,12 @@ class Fleet:
         hosts = {}
         tasks = {"tasks_file": str(self.deliver_file)}
         for org in ORGS:
-            app = "Data_Loader" if org == "multi" else "Billing_Sync"
+            app = "Data_Loader" if org == MULTI_ORG else "Billing_Sync"
             entry = {"app_name": app, "deliver": tasks, "verify_tasks_file": str(self.verify_file)}
-            if org == "v_flat":
+            if org == MULTI_ORG:
                 entry["deliver"] = {"vault_file": str(self.vault_dir / "{org}-{app_name}-{consumer_name}.yml"),
                                     "vault_password_file": str(self.password_file)}
-            if org == "revoke":
+            if org == REVOKE_ORG:
                 entry["revoke_previous"] = True
             hosts[org] = e2e.org_host(sim, org, [entry], retry_backoff=0.01)
         self.inventory = e2e.write_inventory(self.base / "inventory.yml", hosts, {
@@ -191,7 +192,7 @@ class Fleet:
             staged = c.staged
             if staged and staged["state"] == "Active":
                 out.append("%s: orphaned Active staged pair ...%s" % (where, staged["key"][-4:]))
-            if org == "revoke" and staged is not None:
+            if org == REVOKE_ORG and staged is not None:
                 out.append("%s: previous pair not revoked (%s)" % (where, staged["state"]))
         return out
 

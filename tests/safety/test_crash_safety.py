@@ -4,8 +4,9 @@ The whole ansible-playbook process group is SIGKILLed at each phase boundary (af
 after verify: from the user's delivery/verification tasks files; after promote: when the simulator logs the
 successful PATCH; mid-report: when report.json appears), or the simulator performs a write and resets the
 connection (crash_after_write on each POST, PATCH, DELETE). Then the run is repeated to completion.
-Each run covers seven orgs: four API-variant combinations (every [unknown] of the API in both values) and an
-Expired slot (DELETE + POST), revoke_previous (DELETE after PATCH) and a two-consumer app.
+Each run covers four orgs, five consumers: four API-variant combinations (every [unknown] of the API in both
+values) carrying an Expired slot (DELETE + POST), revoke_previous (DELETE after PATCH) and a two-consumer app
+delivered to ansible-vault files.
 
 After each kill: every integration still holds a pair that authenticates. After the rerun, for every
 consumer: rotated exactly once, the delivered pair is the main pair, no Active staged pair left.
