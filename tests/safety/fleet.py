@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import ROOT
+from safety_helpers import ROOT
 
 _spec = importlib.util.spec_from_file_location("e2e_helpers", str(ROOT / "tests" / "e2e" / "conftest.py"))
 e2e = importlib.util.module_from_spec(_spec)

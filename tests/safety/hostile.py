@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
-from conftest import LoopServer, Reply, make_tls, pem_fragments, proxy_to
+from safety_helpers import LoopServer, Reply, make_tls, pem_fragments, proxy_to
 
 from eca_simulator import Simulator
 

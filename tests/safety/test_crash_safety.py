@@ -16,7 +16,7 @@ import threading
 
 import pytest
 
-from conftest import SafetyRun, kill_tree, record_figure, wait_for
+from safety_helpers import SafetyRun, kill_tree, record_figure, wait_for
 from fleet import ORGS, VARIANT_ORGS, Fleet, ansible_playbook, seed
 
 HOOK_POINTS = ("after_stage", "after_deliver", "after_verify")
@@ -40,7 +40,7 @@ def run(runner, fleet, crash_at="never", timeout=300, **extra):
 
 
 def fleet_playbook():
-    from conftest import ROOT
+    from safety_helpers import ROOT
     return ROOT / "playbooks" / "rotate.yml"
 
 

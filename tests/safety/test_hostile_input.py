@@ -22,7 +22,7 @@ from ansible_collections.sfdc.eca.plugins.module_utils._specs import (
     usage_info_spec,
 )
 
-from conftest import find_secrets, record_figure
+from safety_helpers import find_secrets, record_figure
 from hostile import OPS, ROWS, HostileWorld
 
 RUNNERS = {

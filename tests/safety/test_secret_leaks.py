@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SafetyRun, file_mode, find_secrets, pem_fragments, record_figure
+from safety_helpers import SafetyRun, file_mode, find_secrets, pem_fragments, record_figure
 from fleet import ADMIN, VAULT_PASSWORD, ansible_playbook, decrypt_vault_file, e2e
 
-from conftest import ROOT
+from safety_helpers import ROOT
 
 FAULT_KINDS = ("invalid_session", "limit_exceeded", "unavailable", "server_error", "malformed_json", "reset",
                "feature_disabled", "crash_after_write")

@@ -9,7 +9,7 @@ from ansible_collections.sfdc.eca.plugins.module_utils._common import build_clie
 from ansible_collections.sfdc.eca.plugins.module_utils._errors import EcaApiError, EcaAuthError, EcaInputError, EcaTransportError
 from ansible_collections.sfdc.eca.plugins.module_utils._operations import run_staged_credential, run_usage_info
 
-from conftest import Reply, find_secrets, make_tls, proxy_to
+from safety_helpers import Reply, find_secrets, make_tls, proxy_to
 
 OTHER_HOST = "127.0.0.2"   # loopback, but a different host than 127.0.0.1
 
