@@ -176,8 +176,9 @@ def _delivered(fleet, ansible, org, app, consumer):
 def _all_text(ansible, proc, fleet):
     texts = [proc.output]
     for folder in (ansible.report_dir, fleet["vaults"]):
-        for path in folder.iterdir():
-            texts.append(path.read_text())
+        for path in folder.rglob("*"):  # reports, history.json, history.d/ORG.json, vault files
+            if path.is_file():
+                texts.append(path.read_text())
     return "\n".join(texts)
 
 
@@ -291,6 +292,10 @@ def test_fleet_rotation(fleet, ansible, e2e):
     assert "BLOCKED org05" in summary
     history = json.loads((ansible.report_dir / "history.json").read_text())
     assert history["consumers"]["org01/Billing_Sync/Billing"]["last_outcome"] == "rotated"
+    assert history["consumers"]["org01/Billing_Sync/Billing"]["rotations"] == 1
+    own = json.loads((ansible.report_dir / "history.d" / "org01.json").read_text())  # written at promote
+    assert own["consumers"]["org01/Billing_Sync/Billing"]["key"] == "..." + after[("org01", "Billing_Sync", "Billing")]["main"]["key"][-4:]
+    assert not (ansible.report_dir / "history.d" / "org11.json").exists()  # nothing promoted there
     assert e2e.leaks(_all_text(ansible, proc, fleet), sim) == []
     first = _state(sim)
     delivered_22 = _delivered(fleet, ansible, "org22", "Billing_Sync", "Billing")
