@@ -27,6 +27,7 @@ import os
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
+from ansible.module_utils.parsing.convert_bool import boolean
 
 PLANS_TO_RUN = ('rotate', 'resume')
 STAGED_BY_RUN_ACTIONS = ('staged', 'replaced_expired', 'replaced_rotated')
@@ -132,6 +133,15 @@ def _pick(entry, name, options, default=None):
     if value is None:
         value = options.get(name)
     return default if value is None else value
+
+
+def _pick_bool(entry, name, options, default=False):
+    """A yes/no option as AWX surveys and -e give it too: the string 'false' must mean False."""
+    value = _pick(entry, name, options, default)
+    try:
+        return boolean(value, strict=True)
+    except TypeError:
+        raise AnsibleFilterError("%s must be true or false, got '%s'." % (name, value))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,8 +262,8 @@ def _new_item(org, instance_url, entry, app_name, consumer_name, options):
         'verified': False,
         'promoted': False,
         'rolled_back': None,
-        'revoke_previous': bool(_pick(entry, 'revoke_previous', options, False)),
-        'replace_rotated': bool(_pick(entry, 'replace_rotated', options, False)),
+        'revoke_previous': _pick_bool(entry, 'revoke_previous', options),
+        'replace_rotated': _pick_bool(entry, 'replace_rotated', options),
         'revoked': None,
         'old_pair_refused': None,
         'deliver': None,

@@ -177,3 +177,21 @@ def test_history_counts_one_rotation_once(f):
     assert merged["consumers"]["o/A/C"]["rotations"] == 1
     newer = dict(row, _new_key_fp="def", finished="2026-07-01T12:00:00Z")
     assert f.rot.history_update(merged, [newer], NOW)["consumers"]["o/A/C"]["rotations"] == 2
+
+
+def test_plan_reads_yes_no_as_surveys_and_extra_vars_give_them(f, tmp_path):
+    """AWX surveys and `-e x=false` pass strings: 'false' must not revoke or replace anything."""
+    deliver = tmp_path / "d.yml"
+    deliver.write_text("[]")
+    entry = {"app_name": "Billing_Sync", "deliver": {"tasks_file": str(deliver)}}
+    rotated = {"id": "0sC1", "key": "3MVGstaged0000ZZZZ", "state": "Rotated"}
+    usage = {"apps": [{"developer_name": "Billing_Sync"}]}
+    for text, expected in (("false", False), ("False", False), ("no", False), ("true", True), ("yes", True)):
+        items = f.rot.rotation_plan([entry], "org01", usage=usage, app_results=_creds([_consumer(staged=rotated)]),
+                                    options={"revoke_previous": text, "replace_rotated": text}, now=NOW)
+        assert items[0]["revoke_previous"] is expected, (text, items[0])
+        assert items[0]["replace_rotated"] is expected, (text, items[0])
+        assert items[0]["plan"] == ("rotate" if expected else "blocked"), (text, items[0])
+    with pytest.raises(Exception, match="revoke_previous must be true or false, got 'sometimes'"):
+        f.rot.rotation_plan([entry], "org01", usage=usage, app_results=_creds([_consumer()]),
+                            options={"revoke_previous": "sometimes"}, now=NOW)
