@@ -191,6 +191,20 @@ integration_run() {
     return $rc
 }
 
+ansible_test_ssh_key() {
+    local key="$HOME/.ansible/test/id_rsa"
+    mkdir -p "$(dirname "$key")"
+    (
+        flock 9 2>/dev/null || true
+        if [ ! -f "$key" ] || [ ! -f "$key.pub" ]; then
+            rm -f "$key" "$key.pub"
+            ssh-keygen -m PEM -q -t rsa -N '' -f "$key" </dev/null >/dev/null || exit 1
+            # as ansible-test does: paramiko wants the RSA PEM header
+            sed -i -E 's/(BEGIN|END) PRIVATE KEY/\1 RSA PRIVATE KEY/' "$key"
+        fi
+    ) 9>"$HOME/.ansible/test/.id_rsa.lock"
+}
+
 stage_integration() {
     local rc1 rc2 f work2="$WORK/module-exec" parallel=1 pid1 pid2
     if ! ls -d "$COLL"/tests/integration/targets/*/ >/dev/null 2>&1; then
@@ -211,6 +225,9 @@ stage_integration() {
     done
 
     if [ "${SFDC_TEST_PARALLEL:-1}" = 0 ] || [ "$(nproc 2>/dev/null || echo 1)" -lt 2 ]; then parallel=0; fi
+    # Each ansible-test run creates ~/.ansible/test/id_rsa when it is missing; two at once collide
+    # (ssh-keygen asks "Overwrite (y/n)?"). Make it first, the way ansible-test does.
+    ansible_test_ssh_key || { echo "FAIL: could not create ~/.ansible/test/id_rsa"; return 1; }
     if [ $parallel = 1 ]; then
         echo "running both integration runs side by side; their output follows when both are done"
         integration_run in-process "$WORK" >"$LOGDIR/integration-in-process.log" 2>&1 &
