@@ -41,26 +41,41 @@ STAGED_STATE_ORDER = ('Active', 'Rotated', 'Expired')
 MAX_PAGES = 1000
 
 
+def _display_url(parts):
+    """A URL for messages: scheme, host, port and path only (never userinfo, query or fragment)."""
+    host = parts.hostname or ''
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = '%s:%s' % (host, port) if port else host
+    return '%s://%s%s' % (parts.scheme, netloc, parts.path) if parts.scheme else (netloc + parts.path) or '(empty)'
+
+
 def check_url(value, option, allow_http=False):
-    """Validate an absolute base URL (scheme + host, no path beyond '/'); return it without a trailing slash."""
+    """Validate an absolute base URL (scheme + host); return (base without trailing slash, path)."""
     if not value or not isinstance(value, str):
         raise EcaInputError('%s is required: the https URL of the org, e.g. https://mycompany.my.salesforce.com.' % option)
+    if any(c in value for c in '\r\n\t '):
+        raise EcaInputError('%s must not contain spaces or line breaks.' % option)
     parts = urlsplit(value.strip())
+    shown = _display_url(parts)
+    if parts.username or parts.password:
+        raise EcaInputError("%s '%s' must not carry user information (user:password@); give credentials in their own options."
+                            % (option, shown))
+    if parts.query or parts.fragment:
+        raise EcaInputError("%s '%s' must not have a query or fragment: give only scheme and host." % (option, shown))
     allowed = ('https', 'http') if allow_http else ('https',)
     if parts.scheme not in allowed:
         if parts.scheme == 'http':
-            raise EcaInputError("%s '%s' uses http: use https (or set allow_http: true, only for local test servers)." % (option, value))
-        raise EcaInputError("%s '%s' is not an absolute https URL, e.g. https://mycompany.my.salesforce.com." % (option, value))
+            raise EcaInputError("%s '%s' uses http: use https (or set allow_http: true, only for local test servers)." % (option, shown))
+        raise EcaInputError("%s '%s' is not an absolute https URL, e.g. https://mycompany.my.salesforce.com." % (option, shown))
     if not parts.hostname:
-        raise EcaInputError("%s '%s' has no host name, e.g. https://mycompany.my.salesforce.com." % (option, value))
-    if parts.username or parts.password:
-        raise EcaInputError("%s must not carry user information (user:password@); give credentials in their own options." % option)
-    if parts.query or parts.fragment:
-        raise EcaInputError("%s '%s' must not have a query or fragment: give only scheme and host." % (option, _shown(value)))
+        raise EcaInputError("%s '%s' has no host name, e.g. https://mycompany.my.salesforce.com." % (option, shown))
     try:
         parts.port
     except ValueError:
-        raise EcaInputError("%s '%s' has an invalid port." % (option, value))
+        raise EcaInputError("%s '%s' has an invalid port: use a number from 1 to 65535." % (option, value.split('@')[-1]))
     return '%s://%s' % (parts.scheme, parts.netloc), parts.path
 
 
@@ -83,10 +98,6 @@ def check_api_version(value):
     if not API_VERSION_RE.match(value):
         raise EcaInputError("api_version '%s' is not of the form NN.N (for example 65.0)." % value)
     return value
-
-
-def _shown(value):
-    return value.split('?', 1)[0]
 
 
 def _root_cause(exc):
@@ -133,6 +144,9 @@ def staged_from_body(body):
 
 
 def normalize_consumer(item):
+    if not isinstance(item, dict) or not item.get('id'):
+        raise EcaApiError("The consumers answer has an entry without an 'id' (%s): the API answered in an unexpected shape."
+                          % type(item).__name__)
     return {
         'id': item.get('id'),
         'key': item.get('key'),
@@ -209,6 +223,26 @@ class EcaClient:
         except requests.exceptions.RequestException as exc:
             raise EcaTransportError('request to %s failed: %s' % (host, type(exc).__name__), host=host)
 
+    def _secrets(self, extra=()):
+        values = set(v for v in extra if v)
+        if self.token_info and self.token_info.get('access_token'):
+            values.add(self.token_info['access_token'])
+        for name in ('access_token', 'client_secret', 'refresh_token', 'private_key_passphrase'):
+            value = getattr(self.auth, name, None)
+            if value:
+                values.add(value)
+        return values
+
+    def _redact(self, text, extra=()):
+        """Server text may echo what we sent (a token, a secret): mask those before it reaches a message."""
+        if not text:
+            return text
+        text = str(text)
+        for value in sorted(self._secrets(extra), key=len, reverse=True):
+            if len(value) >= 4:
+                text = text.replace(value, '********')
+        return text
+
     def token_request(self, url, form, auth_flow):
         """POST a form to the OAuth token endpoint (retried on 5xx/connection errors); return its JSON."""
         host = self._host(url)
@@ -231,9 +265,10 @@ class EcaClient:
             if resp.status_code == 200 and isinstance(body, dict) and body.get('access_token'):
                 return body
             error = description = None
+            sent = [form.get(k) for k in ('client_secret', 'assertion', 'refresh_token')]
             if isinstance(body, dict):
-                error = body.get('error')
-                description = body.get('error_description')
+                error = self._redact(body.get('error'), sent)
+                description = self._redact(body.get('error_description'), sent)
             if resp.status_code == 200:
                 error = error or 'invalid_response'
                 description = description or 'the answer carried no access_token'
@@ -351,10 +386,14 @@ class EcaClient:
             item = body[0]
         elif isinstance(body, dict):
             item = body
-        code = item.get('errorCode') or item.get('error')
-        api_message = item.get('message') or item.get('error_description')
+        code = self._redact(item.get('errorCode') or item.get('error'))
+        api_message = self._redact(item.get('message') or item.get('error_description'))
         if api_message is None and body is None:
-            api_message = (resp.text or '').strip()[:200] or None
+            api_message = self._redact((resp.text or '').strip()[:200]) or None
+        if code is not None and not isinstance(code, str):
+            code = str(code)
+        if api_message is not None and not isinstance(api_message, str):
+            api_message = str(api_message)
         where = '%s %s' % (method, path)
         detail = 'HTTP %s%s%s' % (status, ' ' + code if code else '', ': ' + api_message if api_message else '')
         fields = dict(status=status, error_code=code, api_message=api_message, method=method, path=path)
@@ -381,24 +420,47 @@ class EcaClient:
         return EcaApiError('%s failed: %s.' % (where, detail), **fields)
 
     def _paged(self, path, key):
+        """Items of every page; fails on an answer of the wrong shape or on pages that repeat."""
         items = []
-        seen = set()
+        seen_urls = set()
+        seen_items = set()
         url = path
-        while url and url not in seen and len(seen) < MAX_PAGES:
-            seen.add(url)
-            body = self._request('GET', url) or {}
+        shown = urlsplit(self._url(path)).path
+        while url:
+            if url in seen_urls or len(seen_urls) >= MAX_PAGES:
+                raise EcaApiError('GET %s: nextPageUrl leads back to a page already read (%s); paging stopped after %d pages.'
+                                  % (shown, url.split('?', 1)[-1], len(seen_urls)), method='GET', path=shown)
+            seen_urls.add(url)
+            body = self._request('GET', url)
+            if not isinstance(body, dict) or not isinstance(body.get(key) or [], list):
+                raise EcaApiError("GET %s answered in an unexpected shape: expected an object with a '%s' list."
+                                  % (shown, key), method='GET', path=shown)
             page = body.get(key) or []
-            items.extend(page)
+            fresh = 0
+            for item in page:
+                marker = repr(sorted(item.items())) if isinstance(item, dict) else repr(item)
+                if marker not in seen_items:
+                    seen_items.add(marker)
+                    items.append(item)
+                    fresh += 1
             if not page:
                 break
+            if not fresh:
+                raise EcaApiError('GET %s: the page at nextPageUrl repeated items already read; paging stopped after %d pages.'
+                                  % (shown, len(seen_urls)), method='GET', path=shown)
             url = body.get('nextPageUrl')
         return items
 
     # -- API -------------------------------------------------------------------------------------
 
     def list_apps(self):
-        return [{'identifier': a.get('identifier'), 'developer_name': a.get('developerName'), 'label': a.get('label')}
-                for a in self._paged('/apps/oauth/usage', 'apps')]
+        apps = []
+        for app in self._paged('/apps/oauth/usage', 'apps'):
+            if not isinstance(app, dict) or not app.get('identifier'):
+                raise EcaApiError("GET %s/apps/oauth/usage has an app without an 'identifier': the API answered in an "
+                                  'unexpected shape.' % self.base_path, method='GET', path=self.base_path + '/apps/oauth/usage')
+            apps.append({'identifier': app['identifier'], 'developer_name': app.get('developerName'), 'label': app.get('label')})
+        return apps
 
     def _consumer_path(self, app_id, consumer_id):
         return '/apps/oauth/credentials/%s/%s' % (quote(app_id, safe=''), quote(consumer_id, safe=''))

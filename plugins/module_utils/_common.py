@@ -87,7 +87,7 @@ def build_client(params, session=None, sleep=None, random=None):
         api_version=params.get('api_version') or '65.0',
         validate_certs=params.get('validate_certs', True),
         ca_path=params.get('ca_path'),
-        timeout=params.get('timeout') or 30,
+        timeout=30 if params.get('timeout') is None else params['timeout'],
         retry=retry_policy(params, sleep=sleep, random=random),
         allow_http=bool(params.get('allow_http')),
         session=session,
