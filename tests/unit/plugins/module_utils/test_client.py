@@ -1,5 +1,7 @@
 """EcaClient against the simulator over real HTTPS: paging, error mapping, retries, renew, TLS, variants."""
 
+import time
+
 import pytest
 import requests
 
@@ -152,6 +154,11 @@ def test_read_timeout_is_retried(esim, make_client, sleeps):
     esim.add_fault('org01', 'latency', endpoint='usage', times=1, seconds=1.5)
     assert make_client(token=True, timeout=0.5).list_apps()
     assert len(sleeps.calls) == 1
+    # Let the slow first request finish on the server, so its log entry does not land in the next test.
+    deadline = time.time() + 10
+    while esim.counts('org01').get('GET usage', 0) < 2 and time.time() < deadline:
+        time.sleep(0.1)
+    assert esim.counts('org01')['GET usage'] == 2
 
 
 @pytest.mark.parametrize('status_setup', ['not_found', 'limit'])
@@ -357,3 +364,54 @@ def test_sforce_limit_info_is_recorded(esim, make_client):
     client = make_client(token=True)
     client.list_apps()
     assert client.api_usage and '/' in client.api_usage
+
+
+# -- hardening: secrets in URLs and server text, odd answers ---------------------------------------
+
+@pytest.mark.parametrize('url', ['http://admin:S3cretValue@example.com', 'https://admin:S3cretValue@example.com',
+                                 'http://example.com/?access_token=S3cretValue', 'https://admin:S3cretValue@127.0.0.1:99999'])
+def test_url_errors_never_echo_userinfo_or_query(url):
+    with pytest.raises(EcaInputError) as info:
+        check_instance_url(url)
+    assert 'S3cretValue' not in str(info.value)
+
+
+def test_timeout_zero_is_refused_not_defaulted(esim, make_client):
+    with pytest.raises(EcaInputError, match='timeout must be more than 0'):
+        make_client(token=True, timeout=0)
+
+
+def test_server_text_echoing_the_token_is_scrubbed(esim, make_client):
+    client = make_client(token=True)
+    token = client.token
+    err = client._api_error('GET', '/x', _response(400, '[{"message": "bad header Bearer %s", "errorCode": "MALFORMED_QUERY"}]' % token))
+    assert token not in str(err) and '********' in str(err) and err.error_code == 'MALFORMED_QUERY'
+
+
+@pytest.mark.parametrize('body, message', [
+    (['not', 'an', 'object'], "expected an object with a 'apps' list"),
+    ('text', "expected an object with a 'apps' list"),
+    ({'apps': {'a': 1}}, "expected an object with a 'apps' list"),
+    ({'apps': [{'developerName': 'No_Id'}]}, "app without an 'identifier'"),
+])
+def test_odd_usage_answers_fail_as_api_errors(esim, make_client, monkeypatch, body, message):
+    client = make_client(token=True)
+    monkeypatch.setattr(client, '_request', lambda method, path, **kw: body)
+    with pytest.raises(EcaApiError, match=message):
+        client.list_apps()
+
+
+def test_pages_that_repeat_stop_with_a_paging_error(esim, make_client, monkeypatch):
+    client = make_client(token=True)
+    pages = iter(range(1, 100))
+    monkeypatch.setattr(client, '_request', lambda method, path, **kw: {
+        'apps': [{'identifier': '0xI5g0000000001AAA', 'developerName': 'Same'}], 'nextPageUrl': '/p?page=%d' % next(pages)})
+    with pytest.raises(EcaApiError, match='repeated items already read'):
+        client.list_apps()
+
+
+def test_consumer_without_id_fails_as_api_error(esim, make_client, monkeypatch):
+    client = make_client(token=True)
+    monkeypatch.setattr(client, '_request', lambda method, path, **kw: {'consumers': [{'name': 'x'}]})
+    with pytest.raises(EcaApiError, match="without an 'id'"):
+        client.list_consumers('0xI5g0000000001AAA')
