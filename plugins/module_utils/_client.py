@@ -68,10 +68,10 @@ def check_url(value, option, allow_http=False):
     allowed = ('https', 'http') if allow_http else ('https',)
     if parts.scheme not in allowed:
         if parts.scheme == 'http':
-            raise EcaInputError("%s '%s' uses http: use https (or set allow_http: true, only for local test servers)." % (option, shown))
-        raise EcaInputError("%s '%s' is not an absolute https URL, e.g. https://mycompany.my.salesforce.com." % (option, shown))
+            raise EcaInputError("%s '%s' uses http: use https (or set allow_http: true, only for local test servers)." % (option, value))
+        raise EcaInputError("%s '%s' is not an absolute https URL, e.g. https://mycompany.my.salesforce.com." % (option, value))
     if not parts.hostname:
-        raise EcaInputError("%s '%s' has no host name, e.g. https://mycompany.my.salesforce.com." % (option, shown))
+        raise EcaInputError("%s '%s' has no host name, e.g. https://mycompany.my.salesforce.com." % (option, value))
     try:
         parts.port
     except ValueError:
@@ -427,9 +427,11 @@ class EcaClient:
         url = path
         shown = urlsplit(self._url(path)).path
         while url:
-            if url in seen_urls or len(seen_urls) >= MAX_PAGES:
-                raise EcaApiError('GET %s: nextPageUrl leads back to a page already read (%s); paging stopped after %d pages.'
-                                  % (shown, url.split('?', 1)[-1], len(seen_urls)), method='GET', path=shown)
+            if url in seen_urls:
+                # A page pointing back at itself (or an earlier page) ends the list.
+                break
+            if len(seen_urls) >= MAX_PAGES:
+                raise EcaApiError('GET %s: more than %d pages; paging stopped.' % (shown, MAX_PAGES), method='GET', path=shown)
             seen_urls.add(url)
             body = self._request('GET', url)
             if not isinstance(body, dict) or not isinstance(body.get(key) or [], list):
