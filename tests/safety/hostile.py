@@ -275,10 +275,6 @@ def _frag(*items):
     return lambda w: list(items)
 
 
-def _w(fn):
-    return fn
-
-
 OPS = {
     "present": ("eca_staged_credential", {"app_name": "Billing_Sync", "state": "present"}),
     "rotated": ("eca_staged_credential", {"app_name": "Billing_Sync", "state": "rotated"}),

@@ -106,13 +106,6 @@ def check_targets(world, secrets):
     return found_secret_files
 
 
-def scan_all(world, runner, secrets):
-    s = runner.scan(secrets)
-    report_dir = runner.base / "report"
-    assert report_dir.exists() or not list(runner.base.glob("**/report.json"))
-    return s
-
-
 def test_rotate_and_audit_playbooks_leak_nothing(world, tmp_path):
     sim = world["sim"]
     runner = SafetyRun(tmp_path / "run")
