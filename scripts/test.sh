@@ -256,7 +256,9 @@ stage_integration() {
 stage_lint() {
     local color=()
     if [ -n "${CI:-}" ] || [ ! -t 1 ]; then color=(--nocolor); fi
-    (cd "$COLL" && ansible-lint --profile production --offline "${color[@]}")
+    # Integration targets depend on each other (meta dependencies: setup_sim), as ansible-test
+    # resolves them from the targets folder; give syntax-check the same roles path.
+    (cd "$COLL" && ANSIBLE_ROLES_PATH="$COLL/tests/integration/targets" ansible-lint --profile production --offline "${color[@]}")
 }
 
 stage_build() {
@@ -294,7 +296,7 @@ for s in "${SELECTED[@]}"; do
 done
 
 # What broke: the error lines of a failed stage's log (pytest, ansible-test, ansible), else its tail.
-BROKE_RE='^(ERROR|FATAL|FAILED|FAIL)[: ]|^E +[A-Za-z]|fatal: \[|^[a-z-]+\[[a-z-]+\]: |^[^ ].*(Error|Exception): '
+BROKE_RE='^(ERROR|FATAL|FAILED|FAIL)[: ]|^E +(assert |[A-Za-z.]*(Error|Exception)\b)|^fatal: \[|^[a-z-]+\[[a-z-]+\]: |^[^ ].*(Error|Exception): '
 for s in "${failed_stages[@]}"; do
     log="$LOGDIR/$s.log"
     # drop ansible failures the play ignored ("...ignoring" on the next line)
