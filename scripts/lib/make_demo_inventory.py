@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Write the demo's inventory from the simulator's state file: make_demo_inventory.py STATE_FILE OUTDIR
 
 OUTDIR gets:

@@ -85,7 +85,7 @@ class Ansible:
         cmd = [os.path.join(BIN, "ansible-playbook"), "-i", inventory, os.path.join(ROOT, "playbooks", name),
                "-e", json.dumps(variables)] + list(args)
         proc = subprocess.run(cmd, env=self.env, cwd=str(self.tmp), capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, check=False)
         base = "report" if name.startswith("rotate") else "audit"
         path = self.report_dir / (base + ".json")
         proc.report = json.loads(path.read_text()) if path.exists() else None
@@ -98,7 +98,8 @@ class Ansible:
 
     def vault_view(self, path, password_file):
         proc = subprocess.run([os.path.join(BIN, "ansible-vault"), "view", "--vault-password-file", password_file, path],
-                              env=self.env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+                              env=self.env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                              check=False)
         assert proc.returncode == 0, proc.stderr
         return yaml.safe_load(proc.stdout)
 

@@ -59,8 +59,8 @@ def test_audit_reads_and_reports(sim_factory, tmp_path, ansible, e2e):
     assert r["state"] == "Expired" and "staged_expired" in r["findings"] and r["outcome"] == "attention", r
 
     # every app of the org, the admin app the simulator authenticates with included
-    assert {k[1:] for k in rows if k[0] == "org05"} == {("Billing_Sync", "Billing"), ("Data_Loader", "Primary"),
-                                                         ("Data_Loader", "Secondary"), ("Sim_Admin", "Sim_Admin")}
+    assert {k[1:] for k in rows if k[0] == "org05"} == {
+        ("Billing_Sync", "Billing"), ("Data_Loader", "Primary"), ("Data_Loader", "Secondary"), ("Sim_Admin", "Sim_Admin")}
     r = rows[("org05", "Data_Loader", "Secondary")]
     assert r["state"] == "Active" and "staged_waiting" in r["findings"] and "staged_expiring" not in r["findings"], r
 

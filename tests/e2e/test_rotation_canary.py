@@ -2,8 +2,9 @@
 
 import json
 
-FLEET = {"orgs": [{"name": "org%02d" % i, "apps": [{"developer_name": "Billing_Sync", "label": "Billing Sync",
-                                                     "consumers": [{"name": "Billing"}]}]} for i in range(1, 7)]}
+FLEET = {"orgs": [
+    {"name": "org%02d" % i, "apps": [{"developer_name": "Billing_Sync", "label": "Billing Sync", "consumers": [{"name": "Billing"}]}]}
+    for i in range(1, 7)]}
 
 DELIVER = """
 - name: A secret store that refuses one org
@@ -24,8 +25,8 @@ def _fleet(sim, tmp_path, e2e, fail_org="org01"):
     (tmp_path / "delivered").mkdir()
     rotations = [{"app_name": "Billing_Sync", "deliver": {"tasks_file": str(tmp_path / "deliver.yml")}}]
     hosts = {name: e2e.org_host(sim, name, rotations) for name in sorted(sim.orgs)}
-    return e2e.write_inventory(tmp_path / "inventory.yml", hosts, {"delivery_dir": str(tmp_path / "delivered"),
-                                                                                 "fail_org": fail_org})
+    group_vars = {"delivery_dir": str(tmp_path / "delivered"), "fail_org": fail_org}
+    return e2e.write_inventory(tmp_path / "inventory.yml", hosts, group_vars)
 
 
 def _mains(sim):
@@ -50,7 +51,7 @@ def test_failing_canary_leaves_the_rest_untouched(sim_factory, tmp_path, ansible
     assert _mains(sim) == before
     assert proc.report["totals"]["not_run"] == 5 and proc.report["totals"]["failed"] == 1
     assert "NOT_RUN org02" in proc.stdout
-    assert not [p for p in (tmp_path / "delivered").iterdir()]
+    assert not list((tmp_path / "delivered").iterdir())
     assert e2e.leaks(proc.output + json.dumps(proc.report), sim) == []
 
 
@@ -77,8 +78,8 @@ def test_max_fail_percentage_stops_later_batches(sim_factory, tmp_path, ansible,
     inventory = _fleet(sim, tmp_path, e2e, fail_org="org03")
     before = _mains(sim)
     sim.reset_log()
-    proc = ansible.playbook("rotate.yml", inventory, extra_vars={"sfdc_eca_canary_size": 2, "sfdc_eca_batch_size": 2,
-                                                                  "sfdc_eca_max_fail_percentage": 20})
+    extra_vars = {"sfdc_eca_canary_size": 2, "sfdc_eca_batch_size": 2, "sfdc_eca_max_fail_percentage": 20}
+    proc = ansible.playbook("rotate.yml", inventory, extra_vars=extra_vars)
     assert proc.returncode == 2, e2e.tail(proc)
     rows = e2e.rows_by(proc.report)
     assert [rows[("org%02d" % i, "Billing_Sync", "Billing")]["outcome"] for i in (1, 2, 3, 4)] == \

@@ -8,7 +8,6 @@ the output or the files the run wrote.
 """
 
 import json
-import os
 import stat
 
 import pytest

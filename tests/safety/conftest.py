@@ -6,4 +6,5 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from safety_helpers import loop_servers, sandbox  # noqa: E402,F401  (fixtures)
+# Fixtures, imported so that pytest finds them.
+from safety_helpers import loop_servers, sandbox  # noqa: E402,F401 pylint: disable=unused-import

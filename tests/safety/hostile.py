@@ -223,8 +223,8 @@ MUTATIONS = {
     "usage_string": _on("usage", "GET", lambda q, r: _json(r, "apps")),
     "usage_apps_not_list": _on("usage", "GET", lambda q, r: _json(r, {"apps": {"Billing_Sync": True}, "nextPageUrl": None})),
     "usage_huge": _on("usage", "GET", _huge),
-    "usage_self_loop": _on("usage", "GET", lambda q, r: _json(r, {"apps": [{"identifier": "0xI000000000001AAA", "developerName": "Other"}],
-                                                                 "nextPageUrl": q["path"]})),
+    "usage_self_loop": _on("usage", "GET", lambda q, r: _json(
+        r, {"apps": [{"identifier": "0xI000000000001AAA", "developerName": "Other"}], "nextPageUrl": q["path"]})),
     "usage_endless": _on("usage", "GET", _endless),
     "usage_no_identifier": _on("usage", "GET", _without("identifier", "apps")),
     "consumers_no_id": _on("credentials", "GET", _without("id", "consumers")),

@@ -151,7 +151,7 @@ class SafetyRun:
     def run(self, args, extra_env=None, timeout=300, label=None, cwd=None):
         # A session of its own: a crash hook may SIGKILL the whole process group of the run.
         proc = subprocess.run(args, cwd=str(cwd or self.work), env=self.env(extra_env), capture_output=True,
-                              timeout=timeout, start_new_session=True, stdin=subprocess.DEVNULL)
+                              timeout=timeout, start_new_session=True, stdin=subprocess.DEVNULL, check=False)
         label = label or " ".join(str(a) for a in args[:3])
         self.outputs.append((label + " stdout", proc.stdout))
         self.outputs.append((label + " stderr", proc.stderr))

@@ -115,8 +115,8 @@ def test_bad_input_through_ansible(world, sandbox, in_process):
         args = {k: v for k, v in params.items() if v is not None}
         tasks.append({"name": "row %s" % row.id, "sfdc.eca.%s" % module: args, "register": "r%d" % i, "ignore_errors": True})
     names = ", ".join("'%s': r%d" % (row.id, i) for i, row in enumerate(rows))
-    tasks.append({"name": "results", "ansible.builtin.copy": {"content": "{{ {%s} | to_json }}" % names,
-                                                            "dest": str(sandbox.work / "results.json"), "mode": "0600"}})
+    copy_args = {"content": "{{ {%s} | to_json }}" % names, "dest": str(sandbox.work / "results.json"), "mode": "0600"}
+    tasks.append({"name": "results", "ansible.builtin.copy": copy_args})
     playbook = sandbox.work / "hostile.yml"
     playbook.write_text(json.dumps([{"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}]))
     proc = sandbox.playbook(playbook, "localhost,", "-vvvv", extra_env={"SFDC_ECA_IN_PROCESS": str(in_process).lower()},

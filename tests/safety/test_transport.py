@@ -90,8 +90,12 @@ def two_hosts(sim, tmp_path, loop_servers):
     except OSError as exc:  # pragma: no cover - only on hosts without 127.0.0.0/8 on lo
         pytest.skip("cannot listen on %s: %s" % (OTHER_HOST, exc))
     state = {"mutate": None}
-    front = loop_servers(proxy_to(sim, "org01", lambda req, reply: (state["mutate"] or (lambda q, r: r))(req, reply)),
-                         tls=tls)
+
+    def mutate(req, reply):
+        # Read at request time: tests set state["mutate"] after the servers start.
+        return state["mutate"](req, reply) if state["mutate"] else reply
+
+    front = loop_servers(proxy_to(sim, "org01", mutate), tls=tls)
     return front, other, tls[0], state
 
 
