@@ -428,8 +428,8 @@ class EcaClient:
         shown = urlsplit(self._url(path)).path
         while url:
             if url in seen_urls:
-                # A page pointing back at itself (or an earlier page) ends the list.
-                break
+                raise EcaApiError('GET %s: nextPageUrl leads back to a page already read (%s); paging stopped after %d pages.'
+                                  % (shown, url.split('?', 1)[-1], len(seen_urls)), method='GET', path=shown)
             if len(seen_urls) >= MAX_PAGES:
                 raise EcaApiError('GET %s: more than %d pages; paging stopped.' % (shown, MAX_PAGES), method='GET', path=shown)
             seen_urls.add(url)
