@@ -16,6 +16,7 @@ from ansible_collections.sfdc.eca.plugins.module_utils._errors import (
     EcaAmbiguousWrite,
     EcaApiError,
     EcaInputError,
+    EcaNotFoundError,
     EcaStateError,
 )
 
@@ -48,6 +49,8 @@ def _preview(names):
 
 
 def _consumer_label(consumer):
+    if not consumer.get('name'):
+        return str(consumer.get('id'))
     return "'%s' (%s)" % (consumer.get('name'), consumer.get('id'))
 
 
@@ -249,11 +252,13 @@ def _rotate(client, app_id, consumer_id, staged, old_main_key, warnings):
         except EcaAmbiguousWrite as exc:
             current = client.get_staged(app_id, consumer_id)
             main_key = client.get_main(app_id, consumer_id).get('key')
-            if current and current.get('state') == 'Rotated' and current.get('key') == old_main_key and main_key != old_main_key:
+            promoted = main_key == staged.get('key') or (old_main_key is not None and main_key != old_main_key
+                                                         and current is not None and current.get('key') == old_main_key)
+            if current and current.get('state') == 'Rotated' and promoted:
                 warnings.append('The rotate request failed ambiguously (%s); re-reading showed it had succeeded.' % exc.cause)
                 return current, main_key
             if (current and current.get('state') == 'Active' and current.get('key') == staged.get('key')
-                    and main_key == old_main_key and attempt < client.retry.max_retries):
+                    and main_key != staged.get('key') and attempt < client.retry.max_retries):
                 client.retry.wait(attempt, getattr(exc, 'retry_after', None))
                 attempt += 1
                 staged = current
@@ -294,21 +299,93 @@ def _diff_view(staged, main_key):
     }
 
 
+def _by_ids(params):
+    """app_id and consumer_id both given: the caller resolved them, so the consumers are not listed again."""
+    consumer_id = (params.get('consumer_id') or '').strip()
+    if not (params.get('app_id') and consumer_id):
+        return None
+    if not SF_ID_RE.match(consumer_id):
+        raise EcaInputError("consumer_id '%s' is not a Salesforce id: expected 15 or 18 letters and digits." % consumer_id)
+    return {'id': consumer_id, 'name': None, 'key': None}
+
+
+def _act_on_staged_id(client, params, app_id, consumer, diff):
+    """PATCH or DELETE the staged credential the caller named, without reading the slot first.
+
+    -> a result, or None when the id no longer fits (gone, or not Active): the caller then reads the slot and decides.
+    """
+    state = params.get('state')
+    staged_id = params.get('staged_id').strip()
+    consumer_id = consumer['id']
+    try:
+        if state == 'rotated':
+            final = client.rotate(app_id, consumer_id, staged_id)
+            action = 'rotated'
+        elif client.delete_staged(app_id, consumer_id, staged_id):
+            final, action = None, 'deleted'
+        else:
+            return None
+    except EcaApiError as exc:
+        if exc.status in (400, 404, 409):
+            return None
+        raise
+    except EcaAmbiguousWrite:
+        return None
+    if state == 'rotated' and final is not None and params.get('return_secret') and not final.get('secret'):
+        final = client.get_staged(app_id, consumer_id) or final
+    result = {
+        'changed': True,
+        'action': action,
+        'app_id': app_id,
+        'app_name': None,
+        'consumer_id': consumer_id,
+        'consumer_name': consumer.get('name'),
+        'previous_state': 'Active' if state == 'rotated' else None,
+        'staged_credential': _public(final, bool(params.get('return_secret'))),
+        'main_key': None,
+        'api_calls': client.api_calls,
+    }
+    if diff:
+        old_main = final.get('key') if final else None
+        result['diff'] = {'before': {'state': result['previous_state'] or 'present', 'staged_key': None, 'main_key': key_suffix(old_main)},
+                          'after': _diff_view(final, None)}
+    return result
+
+
 def run_staged_credential(client, params, check_mode=False, diff=False):
+    try:
+        return _run_staged_credential(client, params, check_mode, diff)
+    except EcaNotFoundError as exc:
+        if _by_ids(params) is None:
+            raise
+        # Without the consumer listing, an unknown consumer shows as a 404 on its staged credentials.
+        raise EcaInputError("App %s has no consumer with id '%s' (%s %s answered 404): check app_id and consumer_id, "
+                            "or give consumer_name." % (params.get('app_id'), params.get('consumer_id'), exc.method, exc.path))
+
+
+def _run_staged_credential(client, params, check_mode, diff):
     state = params.get('state') or 'present'
     replace_rotated = bool(params.get('replace_rotated'))
     return_secret = bool(params.get('return_secret'))
     warnings = []
 
+    if params.get('staged_id') and state == 'present':
+        raise EcaInputError("staged_id names the credential to promote or delete: use it with state: rotated or absent, not '%s'."
+                            % state)
     app_id, app_name = resolve_app(client, params)
     app_label = _app_label(app_id, app_name)
-    consumers = client.list_consumers(app_id)
-    consumer = resolve_consumer(consumers, params, app_label)
+    consumer = _by_ids(params)
+    if consumer is None:
+        consumer = resolve_consumer(client.list_consumers(app_id), params, app_label)
+        main_key = consumer.get('key') or client.get_main(app_id, consumer['id']).get('key')
+    else:
+        main_key = None
     consumer_id = consumer['id']
+    if params.get('staged_id') and not check_mode:
+        done = _act_on_staged_id(client, params, app_id, consumer, diff)
+        if done is not None:
+            return done
     label = 'consumer %s of app %s' % (_consumer_label(consumer), app_label)
-    main_key = consumer.get('key')
-    if not main_key:
-        main_key = client.get_main(app_id, consumer_id).get('key')
     staged = client.get_staged(app_id, consumer_id)
     previous_state = staged.get('state') if staged else 'absent'
     before = _diff_view(staged, main_key)

@@ -57,6 +57,7 @@ def staged_credential_spec():
         'state': {'type': 'str', 'default': 'present', 'choices': ['present', 'rotated', 'absent']},
         'replace_rotated': {'type': 'bool', 'default': False},
         'return_secret': {'type': 'bool', 'default': False, 'no_log': False},
+        'staged_id': {'type': 'str'},
     })
     spec = _spec(options, [['app_name', 'app_id'], ['consumer_name', 'consumer_id']])
     spec['required_one_of'] = [['app_name', 'app_id']]

@@ -54,6 +54,8 @@ options:
   consumer_id:
     description:
       - Id of the OAuth consumer (15 or 18 characters), as returned by M(sfdc.eca.eca_credential_info).
+      - Given together with O(app_id), the app's consumers are not listed again (one call less); an unknown id then
+        fails when the API answers 404. RV(consumer_name) is then not returned, and RV(main_key) only after a promotion.
     type: str
   state:
     description:
@@ -73,6 +75,14 @@ options:
       - The secret of a credential this run staged is always returned.
     type: bool
     default: false
+  staged_id:
+    description:
+      - With O(state=rotated) or O(state=absent), the id of the staged credential to promote or delete, as an earlier
+        O(state=present) returned it. The module then sends the PATCH or DELETE at once, without reading the slot
+        (one call instead of three with O(app_id) and O(consumer_id)).
+      - If that credential is gone or no longer V(Active), the module reads the slot and decides as without this option.
+      - Not used in check mode, which always reads the slot.
+    type: str
 notes:
   - "A no-op O(state=present) costs 2 API calls with O(app_id) and an O(access_token), 3 with O(app_name)."
   - Use C(no_log=true) on tasks that stage, since they return the new secret.
@@ -102,6 +112,7 @@ EXAMPLES = r'''
     access_token: "{{ sf_token.access_token }}"
     app_id: "{{ staged.app_id }}"
     consumer_id: "{{ staged.consumer_id }}"
+    staged_id: "{{ staged.staged_credential.id }}"   # one PATCH, no re-read of the slot
     state: rotated
 
 - name: Once every integration uses the new pair, revoke the previous one

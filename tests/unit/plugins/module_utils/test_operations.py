@@ -114,14 +114,16 @@ def test_rotated_promotes_then_is_idempotent(esim, staged, id_variant):
     c = consumer(esim)
     old_main = c.main
     first = staged(by_id=True, consumer_id=c.id)
-    assert first['api_calls'] == 3
+    # app_id and consumer_id both given: the consumers are not listed again.
+    assert first['api_calls'] == 2
+    assert esim.counts('org01') == {'GET staged': 1, 'POST staged': 1}
     esim.reset_log()
     result = staged(by_id=True, consumer_id=c.id, state='rotated')
     assert result['changed'] and result['action'] == 'rotated' and result['previous_state'] == 'Active'
     assert c.main['key'] == first['staged_credential']['key'] == result['main_key']
     assert result['staged_credential']['state'] == 'Rotated' and result['staged_credential']['key'] == old_main['key']
     assert 'secret' not in result['staged_credential']
-    assert esim.counts('org01') == {'GET credentials': 1, 'GET staged': 1, 'PATCH staged_item': 1}
+    assert esim.counts('org01') == {'GET staged': 1, 'PATCH staged_item': 1}
     # The old pair still works in its grace period.
     assert esim.authenticates('org01', old_main['key'], old_main['secret'])
 
@@ -372,3 +374,59 @@ def test_token_verify_only_with_access_token_makes_one_call(esim, make_client):
     esim.reset_log()
     result = run_token(make_client(token=True), {'verify_only': True})
     assert result['auth_flow'] == 'access_token' and esim.counts('org01') == {'GET usage': 1}
+
+
+# -- staged_id: act on the credential the caller named, without reading the slot --------------------
+
+@pytest.mark.parametrize('id_variant', ['keep', 'new'])
+def test_rotated_by_staged_id_is_one_patch(esim, staged, id_variant):
+    esim.set_variants('org01', staged_id_on_rotate=id_variant)
+    c = consumer(esim)
+    old_main = c.main
+    new = staged(by_id=True, consumer_id=c.id)['staged_credential']
+    esim.reset_log()
+    result = staged(by_id=True, consumer_id=c.id, state='rotated', staged_id=new['id'], return_secret=True)
+    assert result['changed'] and result['action'] == 'rotated'
+    assert esim.counts('org01') == {'PATCH staged_item': 1}
+    assert c.main['key'] == new['key']
+    # What the PATCH answered: the previous main pair, now Rotated, with its secret because it was asked for.
+    assert result['staged_credential']['state'] == 'Rotated'
+    assert result['staged_credential']['key'] == old_main['key'] and result['staged_credential']['secret'] == old_main['secret']
+    assert result['diff']['after']['state'] == 'Rotated' and no_secret_in(esim, result['diff'])
+
+    # Rerun with the same id: the PATCH is refused (no longer Active), so the slot is read and nothing changes.
+    esim.reset_log()
+    again = staged(by_id=True, consumer_id=c.id, state='rotated', staged_id=new['id'])
+    assert not again['changed'] and again['action'] == 'none' and c.main['key'] == new['key']
+    assert esim.counts('org01')['PATCH staged_item'] == 1 and 'GET staged' in esim.counts('org01')
+
+
+def test_absent_by_staged_id_is_one_delete_and_a_stale_id_reads_the_slot(esim, staged):
+    c = consumer(esim, 'Active_App')
+    current = c.staged
+    esim.reset_log()
+    result = staged('Active_App', by_id=True, consumer_id=c.id, state='absent', staged_id=current['id'])
+    assert result['changed'] and result['action'] == 'deleted' and c.staged is None
+    assert esim.counts('org01') == {'DELETE staged_item': 1}
+    esim.reset_log()
+    again = staged('Active_App', by_id=True, consumer_id=c.id, state='absent', staged_id=current['id'])
+    assert not again['changed'] and esim.write_count('org01') == 1   # the refused DELETE, then only reads
+
+
+def test_staged_id_in_check_mode_reads_and_writes_nothing(esim, staged):
+    c = consumer(esim, 'Active_App')
+    result = staged('Active_App', by_id=True, consumer_id=c.id, state='rotated', staged_id=c.staged['id'], check_mode=True)
+    assert result['changed'] and esim.write_count('org01') == 0 and c.staged['state'] == 'Active'
+
+
+def test_staged_id_with_present_is_an_input_error(esim, staged):
+    with pytest.raises(EcaInputError, match="staged_id names the credential to promote or delete"):
+        staged(state='present', staged_id='0sC000000000001AAA')
+    assert esim.write_count('org01') == 0
+
+
+def test_unknown_consumer_id_given_with_app_id_is_named(esim, staged):
+    with pytest.raises(EcaInputError, match="has no consumer with id '8885g0000000NoSuch'"):
+        staged(by_id=True, consumer_id='8885g0000000NoSuch')
+    # The only write tried is the POST that the API refused with 404: nothing landed.
+    assert [(e['method'], e['status']) for e in esim.requests('org01') if e['method'] != 'GET'] == [('POST', 404)]
