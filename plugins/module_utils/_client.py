@@ -129,6 +129,9 @@ def staged_from_body(body):
     """The one staged item of a GET/POST/PATCH body: wrapper {"stagedCredentials": [...]}, flat item, or list."""
     if isinstance(body, dict) and 'stagedCredentials' in body:
         items = body.get('stagedCredentials') or []
+        if not isinstance(items, list):
+            raise EcaApiError("The staged credentials answer has a 'stagedCredentials' that is a %s, not a list: the API "
+                              'answered in an unexpected shape.' % type(items).__name__)
     elif isinstance(body, list):
         items = body
     elif isinstance(body, dict) and (body.get('id') or body.get('key') or body.get('consumerKey')):
@@ -451,6 +454,9 @@ class EcaClient:
                 raise EcaApiError('GET %s: the page at nextPageUrl repeated items already read; paging stopped after %d pages.'
                                   % (shown, len(seen_urls)), method='GET', path=shown)
             url = body.get('nextPageUrl')
+            if url is not None and not isinstance(url, str):
+                raise EcaApiError("GET %s answered a nextPageUrl that is a %s, not a URL: paging stopped."
+                                  % (shown, type(url).__name__), method='GET', path=shown)
         return items
 
     # -- API -------------------------------------------------------------------------------------
