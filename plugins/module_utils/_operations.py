@@ -470,6 +470,9 @@ def _run_staged_credential(client, params, check_mode, diff):
     if return_secret and final is not None and not final.get('secret') and state != 'absent':
         warnings.append('return_secret is true but the API did not return the staged secret.')
     if diff:
+        if before['main_key'] is None and action == 'rotated' and final and final.get('state') == 'Rotated':
+            # Not read (ids given): the Rotated credential is the previous main pair.
+            before['main_key'] = key_suffix(final.get('key'))
         after = _diff_view(final, final_main)
         if check_mode and state == 'present' and action != 'none':
             after['state'] = 'Active'
