@@ -442,7 +442,12 @@ def _run_staged_credential(client, params, check_mode, diff):
             if params.get('client_id') and params.get('client_id') == main_key:
                 warnings.append('This run promoted a new credential on the consumer whose key it authenticated with; '
                                 'the previous key keeps working only until the Rotated credential is deleted or expires.')
-        elif previous_state != 'Rotated':
+        elif previous_state == 'Rotated':
+            if final_main is None:
+                # Ids given, so the main key was not listed: read it, so that callers can tell whose pair was promoted
+                # (this path also follows a staged_id PATCH whose answer was lost).
+                final_main = client.get_main(app_id, consumer_id).get('key')
+        else:
             raise EcaStateError("The staged slot of %s is in state '%s', which this module does not know; nothing was changed."
                                 % (label, previous_state))
     else:

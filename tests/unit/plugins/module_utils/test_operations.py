@@ -430,3 +430,14 @@ def test_unknown_consumer_id_given_with_app_id_is_named(esim, staged):
         staged(by_id=True, consumer_id='8885g0000000NoSuch')
     # The only write tried is the POST that the API refused with 404: nothing landed.
     assert [(e['method'], e['status']) for e in esim.requests('org01') if e['method'] != 'GET'] == [('POST', 404)]
+
+
+def test_rotated_by_staged_id_whose_answer_is_lost_reports_the_promoted_main_key(esim, staged):
+    """A lost PATCH answer falls back to reading the slot; the main key is read too, so the caller can check it."""
+    c = consumer(esim)
+    new = staged(by_id=True, consumer_id=c.id)['staged_credential']
+    esim.add_fault('org01', 'crash_after_write', method='PATCH', endpoint='staged_item')
+    result = staged(by_id=True, consumer_id=c.id, state='rotated', staged_id=new['id'])
+    assert c.main['key'] == new['key']
+    assert result['main_key'] == new['key'] and result['previous_state'] == 'Rotated'
+    assert esim.counts('org01')['PATCH staged_item'] == 1
