@@ -85,7 +85,9 @@ options:
     type: str
 notes:
   - "A no-op O(state=present) costs 2 API calls with O(app_id) and an O(access_token), 3 with O(app_name)."
-  - Use C(no_log=true) on tasks that stage, since they return the new secret.
+  - A result that carries a secret (a pair this task staged, or O(return_secret=true)) is displayed as if the task
+    had C(no_log=true); the value is still in the registered variable. Set C(no_log=true) anyway on tasks that
+    template secrets into their options.
 '''
 
 EXAMPLES = r'''

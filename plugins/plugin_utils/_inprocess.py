@@ -44,6 +44,31 @@ IN_PROCESS_ENV = 'SFDC_ECA_IN_PROCESS'
 LOCAL_TRANSPORTS = frozenset(('local', 'ansible.builtin.local', 'ansible.legacy.local'))
 # Serialization profile of an AnsibleModule-based module: results take the same JSON trip.
 _PROFILE = 'legacy'
+# Result keys whose non-empty value is a credential (a staged secret, a token).
+SECRET_RESULT_KEYS = frozenset(('secret', 'client_secret', 'access_token', 'refresh_token'))
+_MASKED = 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
+
+
+def carries_secret(value: t.Any) -> bool:
+    """True when a result holds a credential anywhere in it (the echoed, masked options do not count)."""
+    if isinstance(value, dict):
+        return any((k in SECRET_RESULT_KEYS and isinstance(v, str) and v not in ('', _MASKED)) or carries_secret(v)
+                   for k, v in value.items() if k != 'invocation')
+    if isinstance(value, (list, tuple)):
+        return any(carries_secret(v) for v in value)
+    return False
+
+
+def hide_secret_results(result: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Censor the task's displayed result when it carries a credential.
+
+    The value stays in the registered variable (the user asked for it by registering); callbacks,
+    the log file and AWX events show the result as if the task had ``no_log: true``, so a task
+    that stages a pair prints no secret at any verbosity even without ``no_log``.
+    """
+    if carries_secret(result):
+        result['_ansible_no_log'] = True
+    return result
 
 
 @contextlib.contextmanager
@@ -127,14 +152,14 @@ class EcaInProcessAction(ActionBase):
             result = merge_hash(result, self._execute_module(task_vars=task_vars, wrap_async=wrap_async))
             if not wrap_async:
                 self._remove_tmp_path(self._connection._shell.tmpdir)
-            return result
+            return hide_secret_results(result)
 
         self._display.vvv('%s: running in-process on the controller' % self._task.action)
         with _environment(task_env):
             module_result = self._run_in_process()
         # What _execute_module/_parse_returned_data add to every parsed module result.
         module_result['_ansible_parsed'] = True
-        return merge_hash(result, module_result)
+        return hide_secret_results(merge_hash(result, module_result))
 
     # -- AnsibleModule emulation ----------------------------------------------
 

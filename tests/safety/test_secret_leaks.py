@@ -170,11 +170,10 @@ MODULE_PLAY = """
         return_secret: true
       no_log: true
       ignore_errors: true
-    - name: stage again (diff; stages when the first one failed, and then returns the new secret, so no_log - see F6)
+    - name: stage again (diff; stages when the first one failed; the result then carries the new secret and is censored, F6)
       sfdc.eca.eca_staged_credential:
         app_name: Billing_Sync
         state: present
-      no_log: true
       ignore_errors: true
     - name: promote with the token of the first task
       sfdc.eca.eca_staged_credential:
@@ -187,12 +186,11 @@ MODULE_PLAY = """
         app_name: Billing_Sync
         state: absent
       ignore_errors: true
-    - name: a Rotated slot, replaced (returns the new secret, see F6)
+    - name: a Rotated slot, replaced (returns the new secret, censored without no_log, F6)
       sfdc.eca.eca_staged_credential:
         app_name: Revoke_App
         state: present
         replace_rotated: true
-      no_log: true
       ignore_errors: true
     - name: a Rotated slot, check mode with diff
       sfdc.eca.eca_staged_credential:
@@ -233,10 +231,10 @@ def test_modules_leak_nothing(world, tmp_path, in_process):
     assert scan.hits == []
 
 
-@pytest.mark.xfail(strict=True, reason="finding F6: eca_staged_credential returns the new staged secret whenever the run "
-                                       "staged it, even with return_secret: false, so a task without no_log prints it")
-def test_staging_without_return_secret_prints_no_secret(world, tmp_path):
-    """The user did not ask for the secret (return_secret: false, the default) and did not set no_log."""
+@pytest.mark.parametrize("in_process", [True, False], ids=["action_plugins", "modules"])
+def test_staging_without_return_secret_prints_no_secret(world, tmp_path, in_process):
+    """Finding F6 (fixed): the user did not ask for the secret and did not set no_log. The run that stages
+    returns the new secret in the registered result only; every display of the result is censored."""
     runner = SafetyRun(tmp_path / "run")
     play = world["inputs"] / "stage.yml"
     play.write_text("""
@@ -244,9 +242,20 @@ def test_staging_without_return_secret_prints_no_secret(world, tmp_path):
   gather_facts: false
   tasks:
     - sfdc.eca.eca_staged_credential: "{{ sfdc_eca_connection | combine({'app_name': 'Billing_Sync', 'state': 'present'}) }}"
+      register: staged
+    - name: the registered result still holds the new pair
+      ansible.builtin.assert:
+        that:
+          - staged is changed
+          - staged.staged_credential.secret | length > 20
+          - staged.staged_credential.key | length > 20
+        quiet: true
 """)
-    proc = runner.run([ansible_playbook(), "-i", world["inventory"], str(play), "-v"], timeout=300, label="stage -v")
+    env = {} if in_process else {"SFDC_ECA_IN_PROCESS": "false"}
+    proc = runner.run([ansible_playbook(), "-i", world["inventory"], str(play), "-vvvv", "--diff"], timeout=300,
+                      label="stage -vvvv", extra_env=env)
     assert proc.returncode == 0, proc.stdout[-2000:]
+    assert b"changed: [clean]" in proc.stdout, proc.stdout[-2000:]
     assert world["sim"].org("clean").app("Billing_Sync").consumer("Billing").staged["state"] == "Active"
     assert runner.scan(secrets_of(world)).hits == []
 

@@ -253,3 +253,31 @@ def test_unexpected_exception_fails_the_task_with_masked_message():
     assert result['msg'].startswith('MODULE FAILURE: sfdc.eca.eca_token raised ValueError: cannot parse ')
     assert SECRET not in repr(result)
     assert 'Traceback' in result['exception']
+
+
+@pytest.mark.parametrize('result,expect', [
+    ({'changed': True, 'staged_credential': {'key': '3MVG', 'secret': SECRET}}, True),
+    ({'consumers': [{'staged_credential': {'secret': SECRET}}]}, True),
+    ({'access_token': '00Dxx!tok'}, True),
+    ({'changed': True, 'staged_credential': {'key': '3MVG', 'secret': None}}, False),
+    ({'changed': False, 'staged_credential': {'key': '3MVG', 'secret': ''}}, False),
+    ({'invocation': {'module_args': {'client_secret': 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'}}}, False),
+    ({'changed': False, 'invocation': {'module_args': {'client_secret': 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'}},
+      'staged_credential': {'secret': SECRET}}, True),
+    ({'changed': False, 'apps': [{'label': 'secret'}]}, False),
+])
+def test_results_carrying_a_credential_are_censored_for_display(result, expect):
+    """Finding F6: a result holding a secret the user did not ask to see is hidden like no_log."""
+    assert _inprocess.carries_secret(result) is expect
+    shown = _inprocess.hide_secret_results(dict(result))
+    assert shown.get('_ansible_no_log', False) is expect
+
+
+def test_in_process_run_marks_a_staging_result_no_log():
+    runner = Recorder(result={'changed': True, 'staged_credential': {'key': '3MVGnew', 'secret': 'fresh-staged-secret-42'}})
+    action = make_action(eca_staged_credential, dict(BASE_ARGS, app_name='Billing_Sync'),
+                         action='sfdc.eca.eca_staged_credential', runner=runner)
+    with mock.patch.object(_inprocess, 'build_client'):
+        result = action.run(task_vars={})
+    assert result['_ansible_no_log'] is True
+    assert result['staged_credential']['secret'] == 'fresh-staged-secret-42'
