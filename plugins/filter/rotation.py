@@ -29,7 +29,9 @@ from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.parsing.convert_bool import boolean
 
-PLANS_TO_RUN = ('rotate', 'resume')
+PLANS_TO_RUN = ('rotate', 'resume', 'revoke')
+# 'revoke' finishes the revoke an earlier run of this tool was asked for and did not get to
+PLANS_TO_STAGE = ('rotate', 'resume')
 STAGED_BY_RUN_ACTIONS = ('staged', 'replaced_expired', 'replaced_rotated')
 VERIFY_METHODS = ('client_credentials', 'jwt', 'none')
 PLACEHOLDERS = ('{org}', '{app_name}', '{consumer_name}')
@@ -283,7 +285,19 @@ def _decide(item, consumer, hist, options, now):
         when = _parse_time(hist['last_rotated'])
         if when is not None and min_age > 0 and now - when < datetime.timedelta(days=min_age):
             recent = when
-    if state == 'Active':
+    promoted_by_tool = bool(hist) and item['old_key_fp'] is not None and item['old_key_fp'] in (
+        hist.get('key_fp'), hist.get('promoting_fp'))
+    if state == 'Rotated' and item['revoke_previous'] and promoted_by_tool:
+        # This tool promoted the current main key and the previous pair is still in its grace: the run
+        # that promoted it stopped before its revoke (finding F8). Finish that revoke; rotate nothing.
+        item['plan'] = 'revoke'
+        item['plan_reason'] = ('this tool promoted the main key %s on %s and the previous pair %s is still valid until %s: '
+                               'revoke_previous deletes it now' % (item['old_key'], hist.get('last_rotated') or '?',
+                                                                   _suffix(staged.get('key')), staged.get('expiration_date') or '?'))
+        item['new_key'], item['new_key_fp'] = item['old_key'], item['old_key_fp']
+        item['old_key'] = _suffix(staged.get('key'))
+        item['grace_end'] = staged.get('expiration_date')
+    elif state == 'Active':
         item['plan'] = 'resume'
         item['plan_reason'] = ('an Active staged pair %s (created %s, expires %s) is waiting: it is reused'
                                % (_suffix(staged.get('key')), staged.get('created_date') or '?', staged.get('expiration_date') or '?'))
@@ -422,7 +436,7 @@ def rotation_plan(rotations, org, instance_url=None, usage=None, app_results=Non
             if verify is None and verify_error is None:
                 verify, _hook, verify_error = _check_verify(entry, options, app_name)
             _decide(item, consumer, hist, options, now)
-            if item['plan'] in PLANS_TO_RUN and (deliver_error or verify_error):
+            if item['plan'] in PLANS_TO_STAGE and (deliver_error or verify_error):
                 item['status'] = 'failed'
                 item['error'] = deliver_error or verify_error
             if deliver:
@@ -678,9 +692,9 @@ def rotation_records(items, started=None, finished=None, check_mode=False):
         else:
             row['expiry'] = None
         deliver = item.get('deliver') or {}
-        # a consumer that got past delivery was delivered (tasks-file deliveries only report failures)
-        delivered = item.get('delivered') or item.get('promoted') or item.get('verified') or (
-            item.get('status') == 'failed' and item.get('phase') in ('verify', 'promote', 'revoke'))
+        # a consumer that got past delivery was delivered
+        delivered = item.get('delivered') or (item.get('promoted') and item.get('plan') != 'revoke') or (
+            item.get('status') == 'failed' and item.get('phase') in ('promote', 'revoke') and item.get('plan') != 'revoke')
         row['delivered_to'] = (deliver.get('vault_file') or deliver.get('tasks_file')) if delivered else None
         row['started'] = _iso(start) if start else None
         row['finished'] = _iso(end)
@@ -763,6 +777,23 @@ def collect_records(play_hosts_all, hostvars, name='sfdc_eca_records'):
             continue
         rows.extend(records)
     return rows
+
+
+def history_intent(history, items, now=None):
+    """Before promoting: remember the key each consumer is about to get (its fingerprint), so that a run
+    killed right after the promote knows the main key is this tool's (and can finish a requested revoke)."""
+    now = _parse_time(now) or _now()
+    entries = dict(_history_entries(history))
+    for item in items or []:
+        if not item.get('new_key_fp') or not item.get('consumer_name'):
+            continue
+        key = history_key(item.get('org'), item.get('app_name'), item.get('consumer_name'))
+        entry = dict(entries.get(key) or {})
+        entry.update({'org': item.get('org'), 'app_name': item.get('app_name'), 'consumer_name': item.get('consumer_name'),
+                      'instance_url': item.get('instance_url'), 'promoting_fp': item['new_key_fp'],
+                      'promoting_since': _iso(now)})
+        entries[key] = entry
+    return {'version': 1, 'updated': _iso(now), 'consumers': dict(sorted(entries.items()))}
 
 
 def history_update(history, rows, now=None):
@@ -898,7 +929,8 @@ def rotation_plan_lines(items):
     return lines
 
 
-FOLD_ORDER = ('stage', 'deliver_vault', 'deliver_tasks', 'verify_cc', 'verify_jwt', 'verify_hook', 'rollback', 'promote',
+# A new pair is verified before it is delivered: no integration receives a pair that does not work.
+FOLD_ORDER = ('stage', 'verify_cc', 'verify_jwt', 'deliver_vault', 'deliver_tasks', 'verify_hook', 'rollback', 'promote',
               'revoke', 'prove')
 
 
@@ -912,7 +944,8 @@ def rotation_fold(items, results=None, upto=None):
     secrets = rotation_secrets(results.get('stage'), results.get('promote'))
     for phase in FOLD_ORDER:
         registered = results.get(phase)
-        if registered:
+        # tasks-file deliveries report failures only: an empty dict after the delivery still counts
+        if registered or (phase == 'deliver_tasks' and registered is not None):
             name = 'verify' if phase in ('verify_cc', 'verify_jwt') else phase
             items = rotation_update(items, registered, name, secrets)
         if phase == upto:

@@ -164,76 +164,83 @@ class EcaInProcessAction(ActionBase):
     # -- AnsibleModule emulation ----------------------------------------------
 
     def _run_in_process(self) -> dict[str, t.Any]:
-        spec = self.SPEC()
-        supports_check_mode = spec.pop('supports_check_mode', False)
-        spec.pop('bypass_checks', None)
-        spec.pop('no_log', None)
-        name = self._task.action
-        check_mode = bool(self._task.check_mode)
-        diff = bool(self._task.diff)
+        return run_operation(self._task.action, self.SPEC, self.RUNNER, dict(self._task.args),
+                             check_mode=bool(self._task.check_mode), diff=bool(self._task.diff))
 
-        params = _json_trip(dict(self._task.args), Direction.CONTROLLER_TO_MODULE)
-        validator = ModuleArgumentSpecValidator(
-            spec['argument_spec'],
-            spec.get('mutually_exclusive'),
-            spec.get('required_together'),
-            spec.get('required_one_of'),
-            spec.get('required_if'),
-            spec.get('required_by'),
-        )
-        validation = validator.validate(params)
-        params.update(validation.validated_parameters)
-        no_log_values = set(validation._no_log_values)
 
-        if validation.errors.errors:
-            error = validation.errors.errors[0]
-            msg = validation.errors.msg
-            if isinstance(error, UnsupportedError):
-                msg = 'Unsupported parameters for (%s) module: %s' % (name, msg)
-            return self._finish(dict(failed=True, msg=str(msg)), params, no_log_values)
+def run_operation(name: str, spec_fn: t.Callable[[], dict[str, t.Any]], runner: t.Callable[..., dict[str, t.Any]],
+                  args: dict[str, t.Any], check_mode: bool = False, diff: bool = False) -> dict[str, t.Any]:
+    """What the module ``name`` would return for ``args``, computed in this process.
 
-        if check_mode and not supports_check_mode:
-            return self._finish(
-                dict(skipped=True, msg='remote module (%s) does not support check mode' % name),
-                params, no_log_values)
+    Also used by the org-level rotation action, which runs several operations per task.
+    """
+    spec = spec_fn()
+    supports_check_mode = spec.pop('supports_check_mode', False)
+    spec.pop('bypass_checks', None)
+    spec.pop('no_log', None)
 
-        return self._finish(self._call_runner(params, check_mode, diff, no_log_values), params, no_log_values)
+    params = _json_trip(dict(args), Direction.CONTROLLER_TO_MODULE)
+    validator = ModuleArgumentSpecValidator(
+        spec['argument_spec'],
+        spec.get('mutually_exclusive'),
+        spec.get('required_together'),
+        spec.get('required_one_of'),
+        spec.get('required_if'),
+        spec.get('required_by'),
+    )
+    validation = validator.validate(params)
+    params.update(validation.validated_parameters)
+    no_log_values = set(validation._no_log_values)
 
-    def _call_runner(self, params: dict[str, t.Any], check_mode: bool, diff: bool,
-                     no_log_values: set[str]) -> dict[str, t.Any]:
-        """module_utils._common.execute without AnsibleModule: EcaError becomes the module's failure."""
-        if not HAS_REQUESTS:
-            return dict(failed=True, msg=missing_required_lib('requests'))
-        client = None
-        try:
-            client = build_client(params)
-            result = self.RUNNER(client, params, check_mode=check_mode, diff=diff)
-        except EcaError as exc:
-            result = exc.to_result()
-            if client is not None:
-                result['api_calls'] = client.api_calls
-            result.update(failed=True, msg=str(exc))
-            return result
-        except Exception as exc:  # pylint: disable=broad-exception-caught
-            # A bug, not an API answer: the module would crash with a traceback on stderr. Fail the
-            # task instead, with the same no_log masking as any result (a traceback can quote values).
-            result = dict(failed=True, msg='MODULE FAILURE: %s raised %s: %s' % (self._task.action, type(exc).__name__, exc),
-                          exception=traceback.format_exc())
-            if client is not None:
-                result['api_calls'] = client.api_calls
-            return result
-        # On the controller warn() goes to the display, whose capture puts it in the task result,
-        # where the module's warnings end up too; mask them as the module's result would be.
-        for warning in result.pop('warnings', []):
-            warn(remove_values(warning, no_log_values))
+    if validation.errors.errors:
+        error = validation.errors.errors[0]
+        msg = validation.errors.msg
+        if isinstance(error, UnsupportedError):
+            msg = 'Unsupported parameters for (%s) module: %s' % (name, msg)
+        return _finish(dict(failed=True, msg=str(msg)), params, no_log_values)
+
+    if check_mode and not supports_check_mode:
+        return _finish(dict(skipped=True, msg='remote module (%s) does not support check mode' % name),
+                       params, no_log_values)
+
+    return _finish(_call_runner(name, runner, params, check_mode, diff, no_log_values), params, no_log_values)
+
+
+def _call_runner(name: str, runner: t.Callable[..., dict[str, t.Any]], params: dict[str, t.Any], check_mode: bool,
+                 diff: bool, no_log_values: set[str]) -> dict[str, t.Any]:
+    """module_utils._common.execute without AnsibleModule: EcaError becomes the module's failure."""
+    if not HAS_REQUESTS:
+        return dict(failed=True, msg=missing_required_lib('requests'))
+    client = None
+    try:
+        client = build_client(params)
+        result = runner(client, params, check_mode=check_mode, diff=diff)
+    except EcaError as exc:
+        result = exc.to_result()
+        if client is not None:
+            result['api_calls'] = client.api_calls
+        result.update(failed=True, msg=str(exc))
         return result
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        # A bug, not an API answer: the module would crash with a traceback on stderr. Fail the
+        # task instead, with the same no_log masking as any result (a traceback can quote values).
+        result = dict(failed=True, msg='MODULE FAILURE: %s raised %s: %s' % (name, type(exc).__name__, exc),
+                      exception=traceback.format_exc())
+        if client is not None:
+            result['api_calls'] = client.api_calls
+        return result
+    # On the controller warn() goes to the display, whose capture puts it in the task result,
+    # where the module's warnings end up too; mask them as the module's result would be.
+    for warning in result.pop('warnings', []):
+        warn(remove_values(warning, no_log_values))
+    return result
 
-    @staticmethod
-    def _finish(result: dict[str, t.Any], params: dict[str, t.Any], no_log_values: set[str]) -> dict[str, t.Any]:
-        """AnsibleModule._return_formatted: invocation, no_log masking, JSON trip."""
-        if 'invocation' not in result:
-            result['invocation'] = {'module_args': params}
-        preserved = {k: v for k, v in result.items() if v is None or isinstance(v, bool)}
-        result = remove_values(result, no_log_values)
-        result.update(preserved)
-        return _json_trip(result, Direction.MODULE_TO_CONTROLLER)
+
+def _finish(result: dict[str, t.Any], params: dict[str, t.Any], no_log_values: set[str]) -> dict[str, t.Any]:
+    """AnsibleModule._return_formatted: invocation, no_log masking, JSON trip."""
+    if 'invocation' not in result:
+        result['invocation'] = {'module_args': params}
+    preserved = {k: v for k, v in result.items() if v is None or isinstance(v, bool)}
+    result = remove_values(result, no_log_values)
+    result.update(preserved)
+    return _json_trip(result, Direction.MODULE_TO_CONTROLLER)

@@ -89,12 +89,7 @@ def _watch_and_kill(runner, fleet, point):
     return proc
 
 
-F8 = pytest.mark.xfail(strict=True, reason="finding F8: killed between promote and revoke_previous, the rerun plans the "
-                                           "consumer 'blocked' (Rotated slot in its grace) and never revokes the previous "
-                                           "pair the user asked to revoke")
-
-
-@pytest.mark.parametrize("point", [pytest.param("after_promote", marks=F8), pytest.param("mid_report")])
+@pytest.mark.parametrize("point", ["after_promote", "mid_report"])
 def test_sigkill_at_phase_boundary_watched(fleet, runner, point):
     _watch_and_kill(runner, fleet, point)
     assert fleet.integration_problems() == []

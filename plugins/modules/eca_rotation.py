@@ -1,0 +1,202 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sfdc.eca contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: eca_rotation
+short_description: Rotate the External Client App credentials of one org in one task
+version_added: 0.2.0
+description:
+  - The engine of the C(sfdc.eca.rotation) role's fleet rotation: for one org, authenticate once, read the apps and
+    consumers, plan each consumer (rotate, resume, skip, blocked, revoke), stage a new pair, verify it, deliver it to an
+    ansible-vault encrypted file, roll back what failed, promote, record the promotion in the org's history file,
+    optionally revoke the previous pair and prove it is refused. Consumers refused with HTTP 401 are retried once after
+    authenticating again.
+  - It runs the same operations as M(sfdc.eca.eca_token) and M(sfdc.eca.eca_staged_credential) with the same API calls,
+    inside one task, because at fleet scale each Ansible task costs a worker process per org.
+  - When a consumer delivers through a tasks file (O(rotations[].deliver.tasks_file)) or has a verification hook
+    (O(verify_tasks_file)), those are Ansible tasks: the module stops before promoting and returns RV(handoff). Run the
+    tasks files, then call the module again with O(handoff), O(deliver_errors) and O(hook_errors) to finish. The role
+    does this; calling the module directly is for playbooks that build their own flow.
+  - It always runs on the controller (an org is not a machine), whatever the host's connection.
+  - This module has no standalone implementation; it is an action plugin.
+author:
+  - sfdc.eca maintainers (@sfdc-eca)
+attributes:
+  check_mode:
+    support: full
+    description: Reads and plans; writes nothing to the org or the controller. The plan is displayed without C(-v).
+  diff_mode:
+    support: none
+    description: The report rows in RV(records) say what changed.
+options:
+  org:
+    description: The org's name in records and the history file. Defaults to the inventory host name.
+    type: str
+  connection:
+    description:
+      - How to reach and authenticate to the org, with the options of the sfdc.eca modules
+        (O(sfdc.eca.eca_token#module:instance_url), O(sfdc.eca.eca_token#module:client_id), ...). C(SALESFORCE_*)
+        environment variables fill what is not given, as for the modules.
+    type: dict
+    default: {}
+  rotations:
+    description:
+      - What to rotate, as the role's C(sfdc_eca_rotations)
+        (C(app_name), optional C(app_id), C(consumer_name), C(deliver), and per-entry overrides of the options below).
+    type: list
+    elements: raw
+    default: []
+  replace_rotated:
+    description: Rotate a consumer whose previous pair is still in its grace (C(Rotated)), revoking that pair.
+    type: bool
+    default: false
+  revoke_previous:
+    description:
+      - After promoting, delete the previous pair now instead of letting it expire, and prove it is refused.
+      - Also finishes the revoke of a consumer whose main key this tool promoted when the run that promoted it stopped
+        before revoking (plan C(revoke)).
+    type: bool
+    default: false
+  min_age_days:
+    description: Skip a consumer this tool rotated less than this many days ago.
+    type: float
+    default: 7
+  verify:
+    description: How a new pair is proven before it is delivered and promoted.
+    type: str
+    choices: [client_credentials, jwt, none]
+    default: client_credentials
+  verify_jwt:
+    description: C(username), C(private_key_file) or C(private_key), optional C(private_key_passphrase) and C(audience).
+    type: dict
+    default: {}
+  verify_tasks_file:
+    description: A tasks file run after delivery with C(sfdc_eca_credential); failing it rolls the consumer back.
+    type: str
+    default: ''
+  verify_retries:
+    description: Extra attempts of a verification that fails (the new pair may take a moment to work everywhere).
+    type: int
+    default: 3
+  verify_delay:
+    description: Seconds between verification attempts.
+    type: float
+    default: 5
+  vault_password_file:
+    description: Default vault password file of C(deliver.vault_file) targets.
+    type: str
+    default: ''
+  vault_id:
+    description: Default vault id of C(deliver.vault_file) targets.
+    type: str
+    default: ''
+  state_dir:
+    description: Directory of the rotation history (C(history.json) and C(history.d/ORG.json)) on the controller.
+    type: str
+    required: true
+  canary_gate:
+    description:
+      - Apply the canary gate of the role's playbooks (hosts of earlier batches with C(sfdc_eca_canary) and
+        C(sfdc_eca_org_failed) in their host variables). A held-back org records C(not_run) and is not contacted.
+    type: bool
+    default: true
+  max_fail_percentage:
+    description: After the canary batch, hold back the remaining orgs once more than this percentage failed.
+    type: float
+    default: 100
+  handoff:
+    description: The RV(handoff) of the previous call, to finish after the user's tasks files ran.
+    type: dict
+  deliver_errors:
+    description: C({consumer id: message}) of the tasks-file deliveries that failed (consumer id is C(APP/CONSUMER)).
+    type: dict
+    default: {}
+  hook_errors:
+    description: C({consumer id: message}) of the verification hooks that failed.
+    type: dict
+    default: {}
+notes:
+  - API calls per consumer with a plain rotation (client credentials verification, no revoke) are the same as with the
+    modules - stage 1, verification token 1, promote 1 - plus per org one token request and per app one read.
+  - The result never carries a secret, except RV(handoff); a result with RV(handoff) is displayed as if the task had
+    C(no_log=true).
+seealso:
+  - module: sfdc.eca.eca_staged_credential
+  - name: Rotation role and its options
+    description: docs/rotation.md in the collection.
+    link: https://github.com/sfdc-eca/sfdc.eca/blob/main/docs/rotation.md
+'''
+
+EXAMPLES = r'''
+- name: Rotate one org's Billing_Sync credentials into a vault file
+  sfdc.eca.eca_rotation:
+    connection:
+      instance_url: https://mycompany.my.salesforce.com
+      client_id: "{{ admin_client_id }}"
+      client_secret: "{{ admin_client_secret }}"
+    rotations:
+      - app_name: Billing_Sync
+        deliver:
+          vault_file: "/srv/creds/{org}-{app_name}-{consumer_name}.vault.yml"
+          vault_password_file: /etc/ansible/vault-password
+    state_dir: /var/lib/sfdc_eca
+  register: rotation
+  no_log: true
+
+- name: Show what happened (records hold key suffixes, never secrets)
+  ansible.builtin.debug:
+    msg: "{{ rotation.records | map(attribute='outcome') | list }}"
+'''
+
+RETURN = r'''
+records:
+  description: One report row per consumer (the role's report rows). Never holds a secret.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - org: prod-eu
+      app_name: Billing_Sync
+      consumer_name: Billing
+      plan: rotate
+      outcome: rotated
+      old_key: "...a1B2"
+      new_key: "...c3D4"
+      state: Rotated
+      expiry: "2026-12-28T10:00:00.000+0000"
+      delivered_to: /srv/creds/prod-eu-Billing_Sync-Billing.vault.yml
+      error: null
+org_failed:
+  description: Whether a consumer of this org failed.
+  returned: always
+  type: bool
+  sample: false
+canary:
+  description: Whether this org is in the canary batch.
+  returned: always
+  type: bool
+  sample: true
+plan:
+  description: The plan, one line per consumer.
+  returned: always
+  type: list
+  elements: str
+  sample: ["Billing_Sync/Billing: rotate (nothing staged: stage a new pair)"]
+api_calls:
+  description: API requests made to the org by this task.
+  returned: always
+  type: int
+  sample: 6
+handoff:
+  description:
+    - The state to finish with after the user's tasks files ran (consumers, new pairs, token). Holds secrets.
+  returned: when a tasks-file delivery or a verification hook must run before promoting
+  type: dict
+  sample: {}
+'''

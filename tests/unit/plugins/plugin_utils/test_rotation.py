@@ -1,0 +1,203 @@
+"""The org-level rotation (plugin_utils/_rotation.py) against the simulator over HTTPS."""
+
+import json
+import os
+import stat
+
+import pytest
+import yaml
+
+from ansible.parsing.vault import VaultLib, VaultSecret
+
+from ansible_collections.sfdc.eca.plugins.plugin_utils import _rotation
+
+from conftest import Sleeps
+
+
+@pytest.fixture
+def org(esim, tmp_path):
+    """org(**settings) -> (connection, settings) for org01 with a vault delivery target."""
+    password = tmp_path / 'vault-pw'
+    password.write_text('unit-vault-pw\n')
+
+    def make(**settings):
+        o = esim.orgs['org01']
+        connection = {'instance_url': o.instance_url, 'client_id': o.admin['client_id'],
+                      'client_secret': o.admin['client_secret'], 'ca_path': esim.ca_path}
+        base = {'state_dir': str(tmp_path / 'state'), 'verify_delay': 0, 'verify_retries': 1,
+                'vault_password_file': str(password), 'min_age_days': 7, 'verify': 'client_credentials'}
+        base.update(settings)
+        return connection, base
+    return make
+
+
+def deliver_to(tmp_path):
+    return {'vault_file': str(tmp_path / 'out' / '{org}-{app_name}-{consumer_name}.vault.yml')}
+
+
+def run(connection, settings, rotations, check_mode=False, **params):
+    args = dict(_rotation.rotation_argument_spec())
+    args = dict((k, v.get('default')) for k, v in args.items())
+    args.update(settings)
+    args.update(connection=connection, rotations=rotations)
+    args.update(params)
+    return _rotation.run_org(args, 'org01', {'run': True, 'canary': True}, check_mode=check_mode, sleep=Sleeps())
+
+
+def writes(esim):
+    return [(e['method'], e['endpoint']) for e in esim.requests('org01') if e['method'] in ('POST', 'PATCH', 'DELETE')
+            and e['endpoint'] != 'token']
+
+
+def decrypt(path, password='unit-vault-pw'):
+    return yaml.safe_load(VaultLib([('default', VaultSecret(password.encode()))]).decrypt(open(path, 'rb').read()))
+
+
+def test_plain_rotation_delivers_the_new_main_pair_within_the_call_budget(esim, org, tmp_path):
+    connection, settings = org()
+    consumer = esim.org('org01').app('Billing_Sync').consumer('Billing')
+    old = consumer.main
+    esim.reset_log()
+    out = run(connection, settings, [{'app_name': 'Billing_Sync', 'deliver': deliver_to(tmp_path)}])
+
+    [row] = out['records']
+    assert row['outcome'] == 'rotated', row
+    assert out['changed'] is True and out['org_failed'] is False and 'handoff' not in out
+    new = consumer.main
+    assert new['key'] != old['key']
+    assert consumer.staged['state'] == 'Rotated' and consumer.staged['key'] == old['key']
+    vault_file = tmp_path / 'out' / 'org01-Billing_Sync-Billing.vault.yml'
+    assert stat.S_IMODE(os.stat(vault_file).st_mode) == 0o600
+    delivered = decrypt(vault_file)
+    assert (delivered['key'], delivered['secret']) == (new['key'], new['secret'])
+    assert row['delivered_to'] == str(vault_file)
+    # the admin token, then issue 5's budget of 7: usage, consumers, staged GET, POST, staged GET (the
+    # default POST answer carries no secret), verification token, PATCH
+    assert len(esim.requests('org01')) == 1 + 7, esim.counts('org01')
+    assert writes(esim) == [('POST', 'staged'), ('PATCH', 'staged_item')]
+    history = tmp_path / 'state' / 'history.d' / 'org01.json'
+    assert stat.S_IMODE(os.stat(history).st_mode) == 0o600
+    assert json.loads(history.read_text())['consumers']['org01/Billing_Sync/Billing']['rotations'] == 1
+    text = json.dumps(out)
+    assert new['secret'] not in text and old['secret'] not in text
+
+
+def test_check_mode_plans_and_writes_nothing(esim, org, tmp_path):
+    connection, settings = org()
+    esim.reset_log()
+    out = run(connection, settings, [{'app_name': 'Billing_Sync', 'deliver': deliver_to(tmp_path)},
+                                     {'app_name': 'Rotated_App', 'deliver': deliver_to(tmp_path)}], check_mode=True)
+    assert [r['outcome'] for r in out['records']] == ['planned', 'planned']
+    assert out['plan'][0].startswith('Billing_Sync/Billing: rotate')
+    assert out['plan'][1].startswith('Rotated_App/R: blocked')
+    assert writes(esim) == []
+    assert not (tmp_path / 'out').exists() and not (tmp_path / 'state').exists()
+
+
+def test_tasks_file_delivery_hands_off_and_a_failed_delivery_is_rolled_back(esim, org, tmp_path):
+    tasks = tmp_path / 'deliver.yml'
+    tasks.write_text('- ansible.builtin.debug: {msg: hi}\n')
+    connection, settings = org()
+    consumer = esim.org('org01').app('Billing_Sync').consumer('Billing')
+    old = consumer.main
+    rotations = [{'app_name': 'Billing_Sync', 'deliver': {'tasks_file': str(tasks)}}]
+    out = run(connection, settings, rotations)
+    handoff = out['handoff']
+    assert writes(esim) == [('POST', 'staged')], 'nothing is promoted before the tasks files ran'
+    assert handoff['secrets']['Billing_Sync/Billing']['secret'] == consumer.staged['secret']
+    assert [i['id'] for i in handoff['consumers'] if i['status'] == 'pending'] == ['Billing_Sync/Billing']
+
+    out = run(connection, settings, rotations, handoff=handoff, deliver_errors={'Billing_Sync/Billing': 'vault is down'})
+    [row] = out['records']
+    assert row['outcome'] == 'failed' and 'delivery failed: vault is down' in row['error']
+    assert row['rolled_back'] is True
+    assert consumer.main == old and consumer.staged is None
+    assert handoff['secrets']['Billing_Sync/Billing']['secret'] not in json.dumps(out)
+
+
+def test_tasks_file_delivery_finishes_after_the_handoff(esim, org, tmp_path):
+    tasks = tmp_path / 'deliver.yml'
+    tasks.write_text('- ansible.builtin.debug: {msg: hi}\n')
+    connection, settings = org()
+    consumer = esim.org('org01').app('Billing_Sync').consumer('Billing')
+    rotations = [{'app_name': 'Billing_Sync', 'deliver': {'tasks_file': str(tasks)}}]
+    handoff = run(connection, settings, rotations)['handoff']
+    staged_key = consumer.staged['key']
+    out = run(connection, settings, rotations, handoff=handoff)
+    [row] = out['records']
+    assert row['outcome'] == 'rotated' and row['delivered_to'] == str(tasks)
+    assert consumer.main['key'] == staged_key
+
+
+def test_a_stopped_revoke_is_finished_by_the_next_run(esim, org, tmp_path):
+    """Finding F8: promoted, then stopped before revoking: the rerun plans 'revoke' and finishes it."""
+    connection, settings = org(revoke_previous=True)
+    consumer = esim.org('org01').app('Billing_Sync').consumer('Billing')
+    old = consumer.main
+    rotations = [{'app_name': 'Billing_Sync', 'deliver': deliver_to(tmp_path)}]
+    # the first run stops right after the PATCH: only the intent reached the history file
+    first = _rotation.OrgRotation('org01', connection, rotations, settings, sleep=Sleeps())
+    first.prepare(rotations)
+    first.rollback()
+    first.remember_intent()
+    first.promote()
+    assert consumer.staged['state'] == 'Rotated' and old['key'] in consumer.valid_keys
+
+    esim.reset_log()
+    out = run(connection, settings, rotations)
+    [row] = out['records']
+    assert row['plan'] == 'revoke', row
+    assert row['outcome'] == 'rotated' and row['revoked'] is True and row['old_pair_refused'] is True
+    assert consumer.staged is None and old['key'] not in consumer.valid_keys
+    assert writes(esim) == [('DELETE', 'staged_item')], 'nothing is staged or promoted again'
+    assert row['delivered_to'] is None
+
+
+def test_without_revoke_previous_a_rotated_slot_stays_blocked(esim, org, tmp_path):
+    connection, settings = org()
+    rotations = [{'app_name': 'Billing_Sync', 'deliver': deliver_to(tmp_path)}]
+    assert run(connection, settings, rotations)['records'][0]['outcome'] == 'rotated'
+    [row] = run(connection, dict(settings, min_age_days=0), rotations)['records']
+    assert (row['plan'], row['outcome']) == ('blocked', 'blocked')
+
+
+def test_http_401_mid_run_authenticates_again_once(esim, org, tmp_path):
+    connection, settings = org()
+    consumer = esim.org('org01').app('Billing_Sync').consumer('Billing')
+    esim.add_fault('org01', 'invalid_session', method='POST', endpoint='staged', times=1)
+    out = run(connection, settings, [{'app_name': 'Billing_Sync', 'deliver': deliver_to(tmp_path)}])
+    [row] = out['records']
+    assert row['outcome'] == 'rotated', row
+    assert 'retried after HTTP 401' in row['plan_reason']
+    assert decrypt(tmp_path / 'out' / 'org01-Billing_Sync-Billing.vault.yml')['key'] == consumer.main['key']
+
+
+def test_failed_verification_rolls_back_and_delivers_nothing(esim, org, tmp_path):
+    connection, settings = org()
+    consumer = esim.org('org01').app('Billing_Sync').consumer('Billing')
+    old = consumer.main
+    rotations = [{'app_name': 'Billing_Sync', 'deliver': deliver_to(tmp_path)}]
+    run_ = _rotation.OrgRotation('org01', connection, rotations, settings, sleep=Sleeps())
+    run_.items = run_.plan(rotations)
+    run_.stage()
+    # from now on the token endpoint refuses: the new pair fails its verification (twice: one retry)
+    esim.add_fault('org01', 'invalid_session', method='POST', endpoint='token', times=None)
+    run_.verify()
+    run_.deliver_vault()
+    run_.finish()
+    [row] = run_.records()
+    assert (row['outcome'], row['phase'], row['rolled_back']) == ('failed', 'verify', True), row
+    assert 'was refused' in row['error'] and row['delivered_to'] is None
+    assert not (tmp_path / 'out').exists(), 'a pair that failed verification is never delivered'
+    assert consumer.main == old and consumer.staged is None
+    assert run_.sleep.calls == [0.0]
+
+
+def test_a_held_back_org_is_not_contacted(esim, org):
+    connection, settings = org()
+    esim.reset_log()
+    args = dict((k, v.get('default')) for k, v in _rotation.rotation_argument_spec().items())
+    args.update(settings, connection=connection, rotations=[{'app_name': 'Billing_Sync'}])
+    out = _rotation.run_org(args, 'org01', {'run': False, 'canary': False, 'reason': 'not run: the canary batch failed (a)'})
+    assert [r['outcome'] for r in out['records']] == ['not_run']
+    assert esim.requests('org01') == []
