@@ -12,15 +12,15 @@ module: eca_rotation
 short_description: Rotate the External Client App credentials of one org in one task
 version_added: 0.2.0
 description:
-  - The engine of the C(sfdc.eca.rotation) role's fleet rotation: for one org, authenticate once, read the apps and
-    consumers, plan each consumer (rotate, resume, skip, blocked, revoke), stage a new pair, verify it, deliver it to an
-    ansible-vault encrypted file, roll back what failed, promote, record the promotion in the org's history file,
-    optionally revoke the previous pair and prove it is refused. Consumers refused with HTTP 401 are retried once after
+  - The engine of the C(sfdc.eca.rotation) role's fleet rotation. For one org it authenticates once, reads the apps and
+    consumers, plans each consumer (rotate, resume, skip, blocked, revoke), stages a new pair, verifies it, delivers it to
+    an ansible-vault encrypted file, rolls back what failed, promotes, records the promotion in the org's history file,
+    and optionally revokes the previous pair and proves it is refused. Consumers refused with HTTP 401 are retried once after
     authenticating again.
   - It runs the same operations as M(sfdc.eca.eca_token) and M(sfdc.eca.eca_staged_credential) with the same API calls,
     inside one task, because at fleet scale each Ansible task costs a worker process per org.
-  - When a consumer delivers through a tasks file (O(rotations[].deliver.tasks_file)) or has a verification hook
-    (O(verify_tasks_file)), those are Ansible tasks: the module stops before promoting and returns RV(handoff). Run the
+  - When a consumer delivers through a tasks file (C(deliver.tasks_file) in O(rotations)) or has a verification hook
+    (O(verify_tasks_file)), those are Ansible tasks, so the module stops before promoting and returns RV(handoff). Run the
     tasks files, then call the module again with O(handoff), O(deliver_errors) and O(hook_errors) to finish. The role
     does this; calling the module directly is for playbooks that build their own flow.
   - It always runs on the controller (an org is not a machine), whatever the host's connection.
@@ -114,11 +114,11 @@ options:
     description: The RV(handoff) of the previous call, to finish after the user's tasks files ran.
     type: dict
   deliver_errors:
-    description: C({consumer id: message}) of the tasks-file deliveries that failed (consumer id is C(APP/CONSUMER)).
+    description: The tasks-file deliveries that failed, as a message per consumer id (C(APP/CONSUMER)).
     type: dict
     default: {}
   hook_errors:
-    description: C({consumer id: message}) of the verification hooks that failed.
+    description: The verification hooks that failed, as a message per consumer id (C(APP/CONSUMER)).
     type: dict
     default: {}
 notes:

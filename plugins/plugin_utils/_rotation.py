@@ -20,7 +20,6 @@ messages never carry one.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import time
 import typing as t
