@@ -749,12 +749,12 @@ def canary_gate(play_hosts_all, hostvars, play_batch, max_fail_percentage=100):
     earlier = hosts[:first]
     if not earlier:
         return {'run': True, 'canary': True, 'reason': ''}
-    canary = [h for h in earlier if _hostvar(hostvars, h, 'sfdc_eca_canary', False)] or earlier[:1]
-    bad = [h for h in canary if _hostvar(hostvars, h, 'sfdc_eca_org_failed', True)]
+    canary = [h for h in earlier if _org_result(hostvars, h).get('canary', False)] or earlier[:1]
+    bad = [h for h in canary if _org_result(hostvars, h).get('org_failed', True)]
     if bad:
         return {'run': False, 'canary': False,
                 'reason': 'not run: the canary batch failed (%s)' % ', '.join(bad[:5] + (['...'] if len(bad) > 5 else []))}
-    failed = [h for h in earlier if _hostvar(hostvars, h, 'sfdc_eca_org_failed', True)]
+    failed = [h for h in earlier if _org_result(hostvars, h).get('org_failed', True)]
     try:
         limit = float(max_fail_percentage)
     except (TypeError, ValueError):
@@ -766,11 +766,22 @@ def canary_gate(play_hosts_all, hostvars, play_batch, max_fail_percentage=100):
     return {'run': True, 'canary': False, 'reason': ''}
 
 
-def collect_records(play_hosts_all, hostvars, name='sfdc_eca_records'):
-    """Every org's rows; an org that recorded nothing gets one failed row."""
+def _org_result(hostvars, host, name='sfdc_eca_rotation'):
+    """The org's registered sfdc.eca.eca_rotation result ({records, org_failed, canary}), or {}."""
+    value = _hostvar(hostvars, host, name, None)
+    return value if isinstance(value, dict) else {}
+
+
+def collect_records(play_hosts_all, hostvars, name='sfdc_eca_rotation'):
+    """Every org's rows; an org that recorded nothing gets one failed row.
+
+    name: a host variable holding the rows, or a result ({records: rows}) such as sfdc_eca_rotation.
+    """
     rows = []
     for host in play_hosts_all or []:
         records = _hostvar(hostvars, host, name, None)
+        if isinstance(records, dict):
+            records = records.get('records')
         if records is None:
             rows.append({'org': host, 'app_name': None, 'consumer_name': None, 'outcome': 'failed', 'phase': None,
                          'error': 'the playbook failed for this org before it recorded anything: see the log of this run'})

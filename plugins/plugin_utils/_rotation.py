@@ -60,9 +60,9 @@ def _now_text() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
 
 
-def _in_process(name: str, args: dict[str, t.Any]) -> dict[str, t.Any]:
+def _in_process(name: str, args: dict[str, t.Any], session: t.Any = None) -> dict[str, t.Any]:
     spec, runner = OPERATIONS[name]
-    return run_operation('sfdc.eca.' + name, spec, runner, args)
+    return run_operation('sfdc.eca.' + name, spec, runner, args, session=session)
 
 
 def _loop(results: list[dict[str, t.Any]]) -> dict[str, t.Any]:
@@ -118,6 +118,8 @@ class OrgRotation:
         self.plan_lines: list[str] = []
         self.api_calls = 0
         self.started = _now_text()
+        # the admin's calls share one session (one TLS connection); a pair under test gets its own
+        self.session: t.Any = None
 
     # -- settings ----------------------------------------------------------------------------
 
@@ -158,8 +160,15 @@ class OrgRotation:
 
     # -- operations --------------------------------------------------------------------------
 
-    def _call(self, name: str, args: dict[str, t.Any], item: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
-        result = self.operation(name, args)
+    def _call(self, name: str, args: dict[str, t.Any], item: dict[str, t.Any] | None = None,
+              shared: bool = True) -> dict[str, t.Any]:
+        session = None
+        if shared and self.operation is _in_process:
+            if self.session is None:
+                import requests
+                self.session = requests.Session()
+            session = self.session
+        result = self.operation(name, args, session=session) if session is not None else self.operation(name, args)
         self.api_calls += int(result.get('api_calls') or 0)
         if item is not None:
             result['item'] = item
@@ -229,7 +238,7 @@ class OrgRotation:
         attempts = self._attempts()
         result: dict[str, t.Any] = {}
         for attempt in range(1, attempts + 1):
-            result = self._call('eca_token', args, item=item)
+            result = self._call('eca_token', args, item=item, shared=False)
             if book._failed(result) == want_failure:
                 break
             if attempt < attempts:
@@ -370,6 +379,11 @@ class OrgRotation:
         self.revoke()
         self.prove()
 
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
     def records(self) -> list[dict[str, t.Any]]:
         return book.rotation_records(self._fold(), self.started, _now_text(), self.check_mode)
 
@@ -447,6 +461,16 @@ def run_org(params: dict[str, t.Any], org: str, gate: dict[str, t.Any], check_mo
         return out
 
     runs: list[OrgRotation] = []
+    try:
+        return _run_passes(params, org, rotations, settings, connection, out, runs, check_mode, **kw)
+    finally:
+        for run in runs:
+            run.close()
+
+
+def _run_passes(params: dict[str, t.Any], org: str, rotations: list[t.Any], settings: dict[str, t.Any],
+                connection: dict[str, t.Any], out: dict[str, t.Any], runs: list['OrgRotation'], check_mode: bool,
+                **kw: t.Any) -> dict[str, t.Any]:
     handoff = params.get('handoff')
     if handoff:
         run = OrgRotation.resume(handoff, org, connection, rotations, settings, check_mode=check_mode, **kw)
@@ -496,3 +520,32 @@ def _handed_off(out: dict[str, t.Any], runs: list[OrgRotation], run: OrgRotation
     out['records'] = records
     out['org_failed'] = False
     return out
+
+
+def write_fleet_report(rows: list[dict[str, t.Any]], kind: str, report_dir: str, state_dir: str,
+                       planned: bool = False) -> tuple[dict[str, t.Any], list[str]]:
+    """Write report.{json,md,html} (or audit.*) and, after a rotation that was not a plan only, merge the
+    run's rows and every org's history file into history.json. -> (report, paths written)."""
+    from ansible_collections.sfdc.eca.plugins.filter import report as reports
+
+    report = reports.eca_report(rows, kind, planned)
+    base = 'report' if kind == 'rotation' else 'audit'
+    written = []
+    for directory in sorted(set((report_dir, state_dir))):
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+    for ext, text in (('json', to_nice_json(report, indent=2) + '\n'), ('md', reports.eca_report_markdown(report)),
+                      ('html', reports.eca_report_html(report))):
+        path = os.path.join(report_dir, '%s.%s' % (base, ext))
+        write_private(path, text)
+        os.chmod(path, 0o644)  # the report holds no secret: readable like any report
+        written.append(path)
+    if kind == 'rotation' and not planned:
+        history_dir = os.path.join(state_dir, 'history.d')
+        parts = [_read(os.path.join(state_dir, 'history.json'))]
+        if os.path.isdir(history_dir):
+            parts += [_read(os.path.join(history_dir, name)) for name in sorted(os.listdir(history_dir))
+                      if name.endswith('.json')]
+        path = os.path.join(state_dir, 'history.json')
+        write_private(path, to_nice_json(book.history_update(parts, rows), indent=2))
+        written.append(path)
+    return report, written

@@ -85,11 +85,11 @@ def test_canary_gate(f):
     hosts = ["a", "b", "c", "d", "e"]
     hv = {}
     assert f.rot.canary_gate(hosts, hv, ["a"])["canary"] is True
-    hv = {"a": {"sfdc_eca_canary": True, "sfdc_eca_org_failed": True}}
+    hv = {"a": {"sfdc_eca_rotation": {"canary": True, "org_failed": True}}}
     gate = f.rot.canary_gate(hosts, hv, ["b", "c"])
     assert gate["run"] is False and "canary" in gate["reason"]
-    hv = {"a": {"sfdc_eca_canary": True, "sfdc_eca_org_failed": False},
-          "b": {"sfdc_eca_org_failed": True}, "c": {"sfdc_eca_org_failed": False}}
+    hv = {"a": {"sfdc_eca_rotation": {"canary": True, "org_failed": False}},
+          "b": {"sfdc_eca_rotation": {"org_failed": True}}, "c": {"sfdc_eca_rotation": {"org_failed": False}}}
     assert f.rot.canary_gate(hosts, hv, ["d", "e"])["run"] is True
     gate = f.rot.canary_gate(hosts, hv, ["d", "e"], max_fail_percentage=30)
     assert gate["run"] is False and "1 of 3" in gate["reason"]

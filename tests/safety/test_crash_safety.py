@@ -2,7 +2,7 @@
 
 The whole ansible-playbook process group is SIGKILLed at each phase boundary (after stage, after deliver,
 after verify: from the user's delivery/verification tasks files; after promote: when the simulator logs the
-successful PATCH; mid-report: when report.json appears), or the simulator performs a write and resets the
+successful PATCH; at the report: when the report task starts), or the simulator performs a write and resets the
 connection (crash_after_write on each POST, PATCH, DELETE). Then the run is repeated to completion.
 Each run covers four orgs, five consumers: four API-variant combinations (every [unknown] of the API in both
 values) carrying an Expired slot (DELETE + POST), revoke_previous (DELETE after PATCH) and a two-consumer app
@@ -12,6 +12,7 @@ After each kill: every integration still holds a pair that authenticates. After 
 consumer: rotated exactly once, the delivered pair is the main pair, no Active staged pair left.
 """
 
+import json
 import threading
 
 import pytest
@@ -20,7 +21,7 @@ from safety_helpers import SafetyRun, kill_tree, record_figure, wait_for
 from fleet import ORGS, REVOKE_ORG, VARIANT_ORGS, Fleet, ansible_playbook, seed
 
 HOOK_POINTS = ("after_stage", "after_deliver", "after_verify")
-WATCH_POINTS = ("after_promote", "mid_report")
+WATCH_POINTS = ("after_promote", "at_report")
 
 
 @pytest.fixture
@@ -76,10 +77,14 @@ def _watch_and_kill(runner, fleet, point):
         # the revoke_previous org's DELETE must not land before the kill: hold it back
         fleet.sim.add_fault(REVOKE_ORG, "latency", method="DELETE", endpoint="staged_item", times=1, seconds=5)
 
+    output = runner.base / ("popen-%d.out" % (len(runner.outputs) - 1))
+
     def reached():
         if point == "after_promote":
             return any(e["method"] == "PATCH" and e["status"] == 200 for e in fleet.sim.requests(REVOKE_ORG))
-        return (fleet.report_dir / "report.json").exists()
+        # at_report: the report task has started (its one action writes report.* and history.json within
+        # milliseconds, so the kill lands before, between or after those atomic writes)
+        return b"Write the JSON, Markdown and HTML reports" in output.read_bytes()
     try:
         hit = wait_for(lambda: reached() or proc.poll() is not None, timeout=240, interval=0.01)
         assert hit and proc.poll() is None, "the run ended before %s" % point
@@ -89,12 +94,16 @@ def _watch_and_kill(runner, fleet, point):
     return proc
 
 
-@pytest.mark.parametrize("point", ["after_promote", "mid_report"])
+@pytest.mark.parametrize("point", ["after_promote", "at_report"])
 def test_sigkill_at_phase_boundary_watched(fleet, runner, point):
     _watch_and_kill(runner, fleet, point)
     assert fleet.integration_problems() == []
-    if point == "mid_report":
-        assert not (fleet.report_dir / "history.json").exists(), "the kill came too late to be mid-report"
+    # whatever the kill interrupted, no report file is half written (each is written to a temporary file
+    # and renamed) and no temporary file is left behind
+    for path in fleet.report_dir.glob("*") if fleet.report_dir.exists() else ():
+        assert not path.name.endswith(".tmp"), path
+        if path.suffix == ".json":
+            json.loads(path.read_text())
     complete(runner, fleet)
 
 

@@ -11,7 +11,15 @@ from ansible.parsing.vault import VaultLib, VaultSecret
 
 from ansible_collections.sfdc.eca.plugins.plugin_utils import _rotation
 
-from conftest import Sleeps
+
+class Sleeps:
+    """Injected sleep: records instead of sleeping."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, seconds):
+        self.calls.append(seconds)
 
 
 @pytest.fixture
@@ -201,3 +209,44 @@ def test_a_held_back_org_is_not_contacted(esim, org):
     out = _rotation.run_org(args, 'org01', {'run': False, 'canary': False, 'reason': 'not run: the canary batch failed (a)'})
     assert [r['outcome'] for r in out['records']] == ['not_run']
     assert esim.requests('org01') == []
+
+
+def test_a_report_interrupted_before_the_history_leaves_whole_files_and_the_next_one_merges(esim, org, tmp_path,
+                                                                                          monkeypatch):
+    connection, settings = org()
+    out = run(connection, settings, [{'app_name': 'Billing_Sync', 'deliver': deliver_to(tmp_path)}])
+    report_dir, state_dir = tmp_path / 'report', tmp_path / 'state'
+    real = _rotation.write_private
+
+    def dies_at_history(path, text, dir_mode=0o700):
+        if path.endswith('history.json'):
+            raise KeyboardInterrupt('killed')
+        real(path, text, dir_mode)
+    monkeypatch.setattr(_rotation, 'write_private', dies_at_history)
+    with pytest.raises(KeyboardInterrupt):
+        _rotation.write_fleet_report(out['records'], 'rotation', str(report_dir), str(state_dir))
+    assert json.loads((report_dir / 'report.json').read_text())['totals']['rotated'] == 1
+    assert stat.S_IMODE(os.stat(report_dir / 'report.json').st_mode) == 0o644
+    assert not (state_dir / 'history.json').exists()
+    assert [p.name for p in report_dir.iterdir() if p.name.endswith('.tmp')] == []
+
+    monkeypatch.setattr(_rotation, 'write_private', real)
+    report, written = _rotation.write_fleet_report(out['records'], 'rotation', str(report_dir), str(state_dir))
+    history = json.loads((state_dir / 'history.json').read_text())
+    assert history['consumers']['org01/Billing_Sync/Billing']['rotations'] == 1
+    assert stat.S_IMODE(os.stat(state_dir / 'history.json').st_mode) == 0o600
+    assert str(state_dir / 'history.json') in written
+
+
+def test_write_private_leaves_no_partial_file(tmp_path, monkeypatch):
+    target = tmp_path / 'd' / 'f.json'
+    _rotation.write_private(str(target), 'old')
+
+    def broken_fsync(fd):
+        raise OSError('disk full')
+    monkeypatch.setattr(_rotation.os, 'fsync', broken_fsync)
+    with pytest.raises(OSError):
+        _rotation.write_private(str(target), 'new')
+    assert target.read_text() == 'old'
+    assert sorted(p.name for p in target.parent.iterdir()) == ['f.json']
+    assert stat.S_IMODE(os.stat(target.parent).st_mode) == 0o700

@@ -1,0 +1,79 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sfdc.eca contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: eca_fleet_report
+short_description: Write the fleet report and the rotation history on the controller
+version_added: 0.2.0
+description:
+  - Writes the report of a rotation or an audit run as C(report.json), C(report.md) and C(report.html)
+    (C(audit.*) for an audit) in O(report_dir), mode 0644; rows hold key suffixes, never secrets.
+  - After a rotation that was not a plan only, merges the rows and every org's history file
+    (C(history.d/*.json), written by M(sfdc.eca.eca_rotation)) into C(history.json) in O(state_dir), mode 0600.
+  - Used by the C(sfdc.eca.rotation) role's report; it always runs on the controller.
+  - This module has no standalone implementation; it is an action plugin.
+author:
+  - sfdc.eca maintainers (@sfdc-eca)
+attributes:
+  check_mode:
+    support: full
+    description: Writes nothing in check mode, unless the task sets C(check_mode=false) (the role does, so that C(--check) writes its plan's report).
+  diff_mode:
+    support: none
+    description: The report is new each run.
+options:
+  rows:
+    description: The report rows (the C(records) of M(sfdc.eca.eca_rotation), or the audit rows).
+    type: list
+    elements: dict
+    required: true
+  kind:
+    description: Which report.
+    type: str
+    choices: [rotation, audit]
+    default: rotation
+  report_dir:
+    description: Directory of the report files; created if missing.
+    type: path
+    required: true
+  state_dir:
+    description: Directory of the rotation history. Defaults to O(report_dir).
+    type: path
+  planned:
+    description: The rows are a plan (C(--check)); the report says so and the history is not updated.
+    type: bool
+    default: false
+'''
+
+EXAMPLES = r'''
+- name: Write the report of the orgs of this play
+  sfdc.eca.eca_fleet_report:
+    rows: "{{ ansible_play_hosts_all | map('extract', hostvars, ['sfdc_eca_rotation', 'records']) | flatten }}"
+    report_dir: /var/lib/sfdc_eca/report
+  run_once: true
+  register: fleet_report
+'''
+
+RETURN = r'''
+report:
+  description: The report document (also written as JSON).
+  returned: success
+  type: dict
+  sample:
+    kind: rotation
+    check_mode: false
+    totals: {rotated: 10, failed: 0, orgs: 6, consumers: 11}
+    rows: []
+files:
+  description: The files written.
+  returned: success
+  type: list
+  elements: str
+  sample: [/var/lib/sfdc_eca/report/report.json, /var/lib/sfdc_eca/report/history.json]
+'''
