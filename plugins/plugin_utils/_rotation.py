@@ -75,7 +75,8 @@ def write_private(path: str, text: str, dir_mode: int = 0o700) -> None:
     directory = os.path.dirname(path) or '.'
     if not os.path.isdir(directory):
         os.makedirs(directory, mode=dir_mode, exist_ok=True)
-    tmp = '%s.%d.tmp' % (path, os.getpid())
+    # hidden and named after its target: a SIGKILL can leave one behind, and the next report removes it
+    tmp = os.path.join(directory, '.%s.%d.tmp' % (os.path.basename(path), os.getpid()))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, 'w') as handle:
@@ -88,6 +89,19 @@ def write_private(path: str, text: str, dir_mode: int = 0o700) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temporary_files(*directories: str) -> None:
+    """Temporary files of writes that a killed run left (the report runs once, after every org)."""
+    for directory in directories:
+        if not os.path.isdir(directory):
+            continue
+        for name in os.listdir(directory):
+            if name.startswith('.') and name.endswith('.tmp'):
+                try:
+                    os.unlink(os.path.join(directory, name))
+                except OSError:
+                    pass
 
 
 def _read(path: str) -> str:
@@ -533,6 +547,7 @@ def write_fleet_report(rows: list[dict[str, t.Any]], kind: str, report_dir: str,
     written = []
     for directory in sorted(set((report_dir, state_dir))):
         os.makedirs(directory, mode=0o755, exist_ok=True)
+    remove_stale_temporary_files(report_dir, state_dir, os.path.join(state_dir, 'history.d'))
     for ext, text in (('json', to_nice_json(report, indent=2) + '\n'), ('md', reports.eca_report_markdown(report)),
                       ('html', reports.eca_report_html(report))):
         path = os.path.join(report_dir, '%s.%s' % (base, ext))

@@ -229,6 +229,8 @@ def test_a_report_interrupted_before_the_history_leaves_whole_files_and_the_next
     assert stat.S_IMODE(os.stat(report_dir / 'report.json').st_mode) == 0o644
     assert not (state_dir / 'history.json').exists()
     assert [p.name for p in report_dir.iterdir() if p.name.endswith('.tmp')] == []
+    # a SIGKILL leaves its temporary file: the next report removes it
+    (state_dir / '.history.json.999.tmp').write_text('{')
 
     monkeypatch.setattr(_rotation, 'write_private', real)
     report, written = _rotation.write_fleet_report(out['records'], 'rotation', str(report_dir), str(state_dir))
@@ -236,6 +238,7 @@ def test_a_report_interrupted_before_the_history_leaves_whole_files_and_the_next
     assert history['consumers']['org01/Billing_Sync/Billing']['rotations'] == 1
     assert stat.S_IMODE(os.stat(state_dir / 'history.json').st_mode) == 0o600
     assert str(state_dir / 'history.json') in written
+    assert not (state_dir / '.history.json.999.tmp').exists()
 
 
 def test_write_private_leaves_no_partial_file(tmp_path, monkeypatch):
