@@ -211,8 +211,7 @@ def test_a_held_back_org_is_not_contacted(esim, org):
     assert esim.requests('org01') == []
 
 
-def test_a_report_interrupted_before_the_history_leaves_whole_files_and_the_next_one_merges(esim, org, tmp_path,
-                                                                                          monkeypatch):
+def test_a_report_killed_before_the_history_leaves_whole_files(esim, org, tmp_path, monkeypatch):
     connection, settings = org()
     out = run(connection, settings, [{'app_name': 'Billing_Sync', 'deliver': deliver_to(tmp_path)}])
     report_dir, state_dir = tmp_path / 'report', tmp_path / 'state'
