@@ -13,7 +13,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.sfdc.eca.plugins.filter import rotation as book
-from ansible_collections.sfdc.eca.plugins.plugin_utils._inprocess import _environment
+from ansible_collections.sfdc.eca.plugins.plugin_utils._inprocess import _environment, task_environment
 from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation import rotation_argument_spec, run_org
 
 
@@ -21,11 +21,6 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
     _supports_check_mode = True
-
-    def _task_environment(self):
-        env = {}
-        self._compute_environment_string(env)
-        return dict((str(k), str(v)) for k, v in env.items())
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
@@ -40,7 +35,7 @@ class ActionModule(ActionBase):
             gate = book.canary_gate(task_vars.get('ansible_play_hosts_all'), task_vars.get('hostvars'),
                                     task_vars.get('ansible_play_batch'), params['max_fail_percentage'])
         check_mode = bool(self._task.check_mode)
-        with _environment(self._task_environment()):
+        with _environment(task_environment(self)):
             outcome = run_org(params, org, gate, check_mode=check_mode)
         for line in outcome['plan']:
             # the plan is what --check is for: show it without -v

@@ -91,6 +91,13 @@ def _environment(overlay: dict[str, str]) -> t.Iterator[None]:
                 os.environ[key] = value
 
 
+def task_environment(action: ActionBase) -> dict[str, str]:
+    """The task's ``environment:`` (play, block and task levels merged) as strings."""
+    env: dict[str, t.Any] = {}
+    action._compute_environment_string(env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
 def _json_trip(value: t.Any, direction: Direction) -> t.Any:
     """Serialize and parse like the module path does (tuples become lists, tags drop)."""
     encoder = get_module_encoder(_PROFILE, direction)
@@ -116,9 +123,7 @@ class EcaInProcessAction(ActionBase):
     # -- path selection -------------------------------------------------------
 
     def _task_environment(self) -> dict[str, str]:
-        env: dict[str, t.Any] = {}
-        self._compute_environment_string(env)
-        return {str(k): str(v) for k, v in env.items()}
+        return task_environment(self)
 
     def _in_process_reason(self, task_env: dict[str, str]) -> str | None:
         """None when the task may run in-process, else why not (shown at -vvv)."""

@@ -281,3 +281,24 @@ def test_in_process_run_marks_a_staging_result_no_log():
         result = action.run(task_vars={})
     assert result['_ansible_no_log'] is True
     assert result['staged_credential']['secret'] == 'fresh-staged-secret-42'
+
+
+def test_rotation_action_applies_the_task_environment_only_while_it_runs(monkeypatch):
+    """SALESFORCE_* in a task's environment: reach the org rotation (env fallbacks), then are gone."""
+    from ansible_collections.sfdc.eca.plugins.action import eca_rotation
+    seen = {}
+
+    def fake_run_org(params, org, gate, check_mode=False):
+        seen.update(env=os.environ.get('SALESFORCE_CLIENT_SECRET'), org=org, gate=gate, check_mode=check_mode,
+                    state_dir=params['state_dir'])
+        return {'changed': False, 'plan': [], 'records': [], 'org_failed': False, 'canary': False, 'api_calls': 0}
+    monkeypatch.setattr(eca_rotation, 'run_org', fake_run_org)
+    action = make_action(eca_rotation, {'state_dir': '/tmp/x', 'canary_gate': False},
+                         environment=[{'SALESFORCE_CLIENT_SECRET': SECRET}], check_mode=True,
+                         action='sfdc.eca.eca_rotation')
+    action._templar.template = lambda value, **kw: value
+    result = action.run(task_vars={'inventory_hostname': 'prod-eu'})
+    assert seen == {'env': SECRET, 'org': 'prod-eu', 'gate': {'run': True, 'canary': False, 'reason': ''},
+                    'check_mode': True, 'state_dir': '/tmp/x'}
+    assert 'SALESFORCE_CLIENT_SECRET' not in os.environ
+    assert result['org_failed'] is False and '_ansible_no_log' not in result
