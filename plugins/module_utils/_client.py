@@ -203,12 +203,28 @@ class EcaClient:
         parts = urlsplit(url)
         return parts.netloc
 
+    def _transport(self, url, host):
+        """Proxies and CA bundle as requests reads them from the environment, read once per host.
+
+        requests scans os.environ on every request when trust_env is on (it costs more than a loopback
+        request); with it off, a ~/.netrc entry can no longer replace the bearer token either.
+        """
+        # kept on the session: the operations of one org each make a client, and share the session
+        known = self.session.__dict__.setdefault('sfdc_eca_environment', {})
+        if (host, self.verify) not in known:
+            verify = self.verify
+            if verify is True:
+                verify = os.environ.get('REQUESTS_CA_BUNDLE') or os.environ.get('CURL_CA_BUNDLE') or True
+            known[(host, self.verify)] = {'proxies': requests.utils.get_environ_proxies(url), 'verify': verify}
+        self.session.trust_env = False
+        return known[(host, self.verify)]
+
     def _send(self, method, url, **kwargs):
         self.api_calls += 1
         host = self._host(url)
         try:
-            return self.session.request(method, url, verify=self.verify, timeout=self.timeout,
-                                        allow_redirects=False, **kwargs)
+            return self.session.request(method, url, timeout=self.timeout, allow_redirects=False,
+                                        **dict(kwargs, **self._transport(url, host)))
         except requests.exceptions.SSLError as exc:
             raise EcaTransportError(
                 'TLS verification of %s failed (%s). Set ca_path to the PEM bundle of the CA that signed the '
