@@ -19,8 +19,10 @@ messages never carry one.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import os
+import threading
 import time
 import typing as t
 
@@ -52,6 +54,8 @@ OPERATIONS = {
     'eca_staged_credential': (staged_credential_spec, run_staged_credential),
 }
 
+SECRET_OPTIONS = ('client_secret', 'private_key', 'private_key_passphrase', 'access_token', 'refresh_token')
+
 # Empty values keep SALESFORCE_* environment fallbacks (AWX) from replacing the pair under test.
 NO_OTHER_AUTH = {'access_token': '', 'refresh_token': '', 'private_key_file': ''}
 
@@ -76,7 +80,8 @@ def write_private(path: str, text: str, dir_mode: int = 0o700) -> None:
     if not os.path.isdir(directory):
         os.makedirs(directory, mode=dir_mode, exist_ok=True)
     # hidden and named after its target: a SIGKILL can leave one behind, and the next report removes it
-    tmp = os.path.join(directory, '.%s.%d.tmp' % (os.path.basename(path), os.getpid()))
+    # (orgs are rotated in threads of one process: the thread is part of the name)
+    tmp = os.path.join(directory, '.%s.%d.%d.tmp' % (os.path.basename(path), os.getpid(), threading.get_ident()))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, 'w') as handle:
@@ -117,8 +122,10 @@ class OrgRotation:
 
     def __init__(self, org: str, connection: dict[str, t.Any], rotations: list[t.Any], settings: dict[str, t.Any],
                  check_mode: bool = False, operation: Operation = _in_process,
-                 sleep: t.Callable[[float], None] = time.sleep) -> None:
+                 sleep: t.Callable[[float], None] = time.sleep, environment: dict[t.Any, t.Any] | None = None) -> None:
         self.org = org
+        # proxies and CA bundle read from os.environ, shared by this org's sessions (and a fleet's orgs)
+        self.environment = {} if environment is None else environment
         self.connection = dict(connection or {})
         self.rotations = rotations
         self.settings = dict(settings or {})
@@ -132,8 +139,10 @@ class OrgRotation:
         self.plan_lines: list[str] = []
         self.api_calls = 0
         self.started = _now_text()
-        # the admin's calls share one session (one TLS connection); a pair under test gets its own
+        # the admin's calls share one session; a pair under test gets a session of its own (no cookie or
+        # header of the admin's) that borrows the admin session's connections (no second TLS handshake)
         self.session: t.Any = None
+        self.pair_session: t.Any = None
 
     # -- settings ----------------------------------------------------------------------------
 
@@ -177,16 +186,26 @@ class OrgRotation:
     def _call(self, name: str, args: dict[str, t.Any], item: dict[str, t.Any] | None = None,
               shared: bool = True) -> dict[str, t.Any]:
         session = None
-        if shared and self.operation is _in_process:
-            if self.session is None:
-                import requests
-                self.session = requests.Session()
-            session = self.session
+        if self.operation is _in_process:
+            session = self._session(shared)
         result = self.operation(name, args, session=session) if session is not None else self.operation(name, args)
         self.api_calls += int(result.get('api_calls') or 0)
         if item is not None:
             result['item'] = item
         return result
+
+    def _session(self, shared: bool) -> t.Any:
+        import requests
+        if self.session is None:
+            self.session = requests.Session()
+            self.session.sfdc_eca_environment = self.environment
+        if shared:
+            return self.session
+        if self.pair_session is None:
+            self.pair_session = requests.Session()
+            self.pair_session.adapters = self.session.adapters
+            self.pair_session.sfdc_eca_environment = self.environment
+        return self.pair_session
 
     def _api_args(self, **args: t.Any) -> dict[str, t.Any]:
         merged = dict(self.api)
@@ -395,8 +414,8 @@ class OrgRotation:
 
     def close(self) -> None:
         if self.session is not None:
-            self.session.close()
-            self.session = None
+            self.session.close()  # closes the connections pair_session borrowed too
+        self.session = self.pair_session = None
 
     def records(self) -> list[dict[str, t.Any]]:
         return book.rotation_records(self._fold(), self.started, _now_text(), self.check_mode)
@@ -431,9 +450,17 @@ class OrgRotation:
         return run
 
 
-def rotation_argument_spec() -> dict[str, t.Any]:
-    """Options of sfdc.eca.eca_rotation (documented in plugins/modules/eca_rotation.py)."""
-    return {
+# Options of a task that rotates many orgs (``orgs``); the others are each org's.
+FLEET_OPTIONS = ('orgs', 'org_options', 'org_variables_spec', 'workers')
+
+
+def rotation_argument_spec(fleet: bool = False) -> dict[str, t.Any]:
+    """Options of sfdc.eca.eca_rotation (documented in plugins/modules/eca_rotation.py).
+
+    fleet: the task's own options when it rotates many orgs; each org's options (the task's, updated with
+    ``org_options``) are then checked against the spec without ``fleet``.
+    """
+    spec = {
         'org': {'type': 'str'},
         'connection': {'type': 'dict', 'default': {}, 'no_log': True},
         'rotations': {'type': 'list', 'elements': 'raw', 'default': []},
@@ -454,6 +481,67 @@ def rotation_argument_spec() -> dict[str, t.Any]:
         'deliver_errors': {'type': 'dict', 'default': {}},
         'hook_errors': {'type': 'dict', 'default': {}},
     }
+    if fleet:
+        spec['state_dir'] = {'type': 'str'}
+        spec.update({
+            'orgs': {'type': 'list', 'elements': 'str', 'required': True},
+            'org_options': {'type': 'dict', 'required': True},
+            'org_variables_spec': {'type': 'dict', 'default': {}},
+            'workers': {'type': 'int'},
+        })
+    return spec
+
+
+def uses_tasks_files(params: dict[str, t.Any]) -> bool:
+    """Whether an org's options name a tasks file (a delivery or a verification hook): those are Ansible
+    tasks, so such an org is rotated by the role's tasks for that host, not inside a fleet task."""
+    if params.get('verify_tasks_file'):
+        return True
+    for entry in params.get('rotations') or []:
+        if not isinstance(entry, dict):
+            continue
+        deliver = entry.get('deliver')
+        if entry.get('verify_tasks_file') or (isinstance(deliver, dict) and deliver.get('tasks_file')):
+            return True
+    return False
+
+
+def invalid_org(org: str, params: dict[str, t.Any], message: str) -> dict[str, t.Any]:
+    """The result of an org whose options were refused before any API call: one failed row per rotation."""
+    connection = params.get('connection') if isinstance(params.get('connection'), dict) else {}
+    rotations = params.get('rotations') if isinstance(params.get('rotations'), list) else []
+    rows = book.rotation_not_run(rotations, org, message, connection.get('instance_url')) or [
+        {'org': org, 'app_name': None, 'consumer_name': None, 'plan': None, 'phase': None}]
+    for row in rows:
+        row.update(outcome='failed', phase='options', error=message)
+    return {'changed': False, 'canary': False, 'plan': [], 'api_calls': 0, 'records': rows, 'org_failed': True}
+
+
+def run_fleet(jobs: t.Iterable[tuple[str, dict[str, t.Any]]], gate: dict[str, t.Any], check_mode: bool = False,
+              workers: int = 25, **kw: t.Any) -> dict[str, dict[str, t.Any]]:
+    """Rotate many orgs at once: ``run_org`` for each (org, params) in a pool of threads.
+
+    Each org has its own sessions, files and records; one org's failure (even an unexpected exception) is that org's failed record and never
+    stops another. -> {org: run_org's result}, in the order of ``jobs``.
+    """
+    kw.setdefault('environment', {})
+    futures = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
+        for org, params in jobs:
+            futures[org] = (pool.submit(run_org, params, org, gate, check_mode, **kw), params)
+    out: dict[str, dict[str, t.Any]] = {}
+    for org, (future, params) in futures.items():
+        try:
+            out[org] = future.result()
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # run_org catches API and file errors per consumer; this is a bug or a bad option shape
+            known = [d.get(k) for d in (params.get('connection'), params.get('verify_jwt')) if isinstance(d, dict)
+                     for k in SECRET_OPTIONS if isinstance(d.get(k), str)]
+            out[org] = invalid_org(org, params, 'the rotation of this org stopped unexpectedly: %s: %s'
+                                   % (type(exc).__name__, book._redact(exc, known)))
+            for row in out[org]['records']:
+                row['phase'] = 'unexpected'
+    return out
 
 
 def run_org(params: dict[str, t.Any], org: str, gate: dict[str, t.Any], check_mode: bool = False,

@@ -252,3 +252,101 @@ def test_write_private_leaves_no_partial_file(tmp_path, monkeypatch):
     assert target.read_text() == 'old'
     assert sorted(p.name for p in target.parent.iterdir()) == ['f.json']
     assert stat.S_IMODE(os.stat(target.parent).st_mode) == 0o700
+
+
+# -- many orgs in one task (run_fleet) -------------------------------------------------------------
+
+FLEET_SEED = {'orgs': [{'name': 'fleet%02d' % i, 'apps': [
+    {'developer_name': 'Billing_Sync', 'consumers': [{'name': 'Billing'}]}]} for i in range(6)]}
+
+
+def fleet_jobs(fleet_sim, tmp_path, **settings):
+    password = tmp_path / 'vault-pw'
+    password.write_text('unit-vault-pw\n')
+    jobs = []
+    for name in sorted(fleet_sim.orgs):
+        o = fleet_sim.orgs[name]
+        params = dict((k, v.get('default')) for k, v in _rotation.rotation_argument_spec().items())
+        params.update(state_dir=str(tmp_path / 'state'), verify_delay=0, verify_retries=1,
+                      vault_password_file=str(password),
+                      connection={'instance_url': o.instance_url, 'client_id': o.admin['client_id'],
+                                  'client_secret': o.admin['client_secret'], 'ca_path': fleet_sim.ca_path},
+                      rotations=[{'app_name': 'Billing_Sync', 'deliver': deliver_to(tmp_path)}])
+        params.update(settings)
+        jobs.append((name, params))
+    return jobs
+
+
+def test_run_fleet_rotates_every_org_and_one_orgs_failure_stays_its_own(sim_factory, tmp_path):
+    fleet_sim = sim_factory(FLEET_SEED)
+    jobs = fleet_jobs(fleet_sim, tmp_path)
+    jobs[2][1]['connection']['client_secret'] = 'not-the-admin-secret'
+    before = dict((name, fleet_sim.org(name).app('Billing_Sync').consumer('Billing').main['key']) for name, _ in jobs)
+
+    out = _rotation.run_fleet(jobs, {'run': True, 'canary': False}, workers=4, sleep=Sleeps())
+
+    assert list(out) == [name for name, _ in jobs], 'results come back in the order of the jobs'
+    for name, _params in jobs:
+        consumer = fleet_sim.org(name).app('Billing_Sync').consumer('Billing')
+        if name == 'fleet02':
+            assert out[name]['org_failed'] is True
+            assert consumer.main['key'] == before[name] and consumer.staged is None
+            assert [e['endpoint'] for e in fleet_sim.requests(name)] == ['token'], 'refused at authentication'
+            continue
+        [row] = out[name]['records']
+        assert row['outcome'] == 'rotated' and row['org'] == name, row
+        delivered = decrypt(tmp_path / 'out' / ('%s-Billing_Sync-Billing.vault.yml' % name))
+        assert (delivered['key'], delivered['secret']) == (consumer.main['key'], consumer.main['secret'])
+        assert consumer.staged['key'] == before[name]
+        assert out[name]['api_calls'] == 8, fleet_sim.counts(name)
+    assert 'not-the-admin-secret' not in json.dumps(out)
+
+
+def test_run_fleet_applies_the_gate_to_every_org(sim_factory, tmp_path):
+    fleet_sim = sim_factory(FLEET_SEED)
+    jobs = fleet_jobs(fleet_sim, tmp_path)
+    out = _rotation.run_fleet(jobs, {'run': False, 'reason': 'not run: the canary batch failed (x)'}, workers=3)
+    assert set(r['outcome'] for o in out.values() for r in o['records']) == {'not_run'}
+    assert all(not fleet_sim.requests(name) for name, _ in jobs), 'a held-back org is not contacted'
+
+
+def test_run_fleet_records_an_unexpected_error_as_that_orgs_failure_without_its_secret(sim_factory, tmp_path):
+    fleet_sim = sim_factory(FLEET_SEED)
+    jobs = fleet_jobs(fleet_sim, tmp_path)
+    broken = jobs[1][1]['connection']
+
+    def operation(name, args, session=None):
+        if args.get('instance_url') == broken['instance_url']:
+            raise RuntimeError('bug while holding %s' % broken['client_secret'])
+        return _rotation._in_process(name, args, session=session)
+
+    out = _rotation.run_fleet(jobs, {'run': True}, workers=2, operation=operation, sleep=Sleeps())
+    [row] = out['fleet01']['records']
+    assert out['fleet01']['org_failed'] is True and row['outcome'] == 'failed' and row['phase'] == 'unexpected'
+    assert 'RuntimeError: bug while holding' in row['error'] and broken['client_secret'] not in json.dumps(out)
+    assert [o['records'][0]['outcome'] for n, o in out.items() if n != 'fleet01'] == ['rotated'] * 5
+
+
+@pytest.mark.parametrize('params, expected', [
+    ({'rotations': [{'app_name': 'A', 'deliver': {'vault_file': '/x'}}]}, False),
+    ({'rotations': [{'app_name': 'A', 'deliver': {'tasks_file': '/x.yml'}}]}, True),
+    ({'rotations': [{'app_name': 'A', 'deliver': {'vault_file': '/x'}, 'verify_tasks_file': '/h.yml'}]}, True),
+    ({'rotations': [{'app_name': 'A', 'deliver': {'vault_file': '/x'}}], 'verify_tasks_file': '/h.yml'}, True),
+    ({'rotations': ['not a dict', {'app_name': 'A', 'deliver': 'nonsense'}]}, False),
+    ({'rotations': None}, False),
+])
+def test_uses_tasks_files(params, expected):
+    assert _rotation.uses_tasks_files(params) is expected
+
+
+def test_invalid_org_fails_each_rotation_with_the_message():
+    out = _rotation.invalid_org('o1', {'rotations': [{'app_name': 'A'}, {'app_name': 'B', 'consumer_name': 'C'}],
+                                       'connection': {'instance_url': 'https://o1.example'}},
+                                "invalid variable: sfdc_eca_verify must be one of ..., got: bogus")
+    assert out['org_failed'] is True and out['api_calls'] == 0
+    assert [(r['app_name'], r['outcome'], r['phase']) for r in out['records']] == [('A', 'failed', 'options'),
+                                                                                   ('B', 'failed', 'options')]
+    assert all('got: bogus' in r['error'] for r in out['records'])
+    # options too broken to list rotations still give the org one failed row
+    [row] = _rotation.invalid_org('o2', {'rotations': 'oops'}, 'bad')['records']
+    assert (row['org'], row['outcome'], row['error']) == ('o2', 'failed', 'bad')
