@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) sfdc.eca maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""sfdc.eca.eca_rotation: the rotation of one org in one task, on the controller.
+"""sfdc.eca.eca_rotation: the rotation of one org in one task, or of many orgs (``orgs``) in one task.
 
 See plugin_utils/_rotation.py. Like set_fact, it never uses the host's connection: an org is not a
 machine, and the delivery files and the history live on the controller.
@@ -9,12 +9,61 @@ machine, and the delivery files and the history live on the controller.
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleActionFail
+import json
+
+from ansible import context
+from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.sfdc.eca.plugins.filter import rotation as book
 from ansible_collections.sfdc.eca.plugins.plugin_utils._inprocess import _environment, task_environment
-from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation import rotation_argument_spec, run_org
+from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation import (
+    FLEET_OPTIONS,
+    invalid_org,
+    rotation_argument_spec,
+    run_fleet,
+    run_org,
+    uses_tasks_files,
+)
+
+
+def _clean(validation):
+    """The first error of a validation, without the values of its no_log options."""
+    return remove_values(validation.error_messages[0], validation._no_log_values)
+
+
+class _BadVariable(Exception):
+    """An org's variable that cannot be templated (the org fails, the others go on)."""
+
+
+class _VariablesCheck:
+    """The orgs' variables against an argument spec, one variable at a time: most orgs share most values
+    (role defaults, group vars), and each distinct value is validated once."""
+
+    def __init__(self, spec):
+        self.validators = dict((name, ArgumentSpecValidator({name: option})) for name, option in (spec or {}).items())
+        self.known = {}
+
+    def problem(self, value, variables):
+        """The first error (no_log values removed) of this org's variables, or None."""
+        for name, validator in self.validators.items():
+            provided = {name: value(name)} if name in variables else {}
+            try:
+                key = (name, json.dumps(provided, sort_keys=True, default=repr))
+            except (TypeError, ValueError):
+                key = None
+            if key is not None and key in self.known:
+                found = self.known[key]
+            else:
+                checked = validator.validate(provided)
+                found = _clean(checked) if checked.error_messages else None
+                if key is not None:
+                    self.known[key] = found
+            if found:
+                return found
+        return None
 
 
 class ActionModule(ActionBase):
@@ -26,21 +75,124 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         del tmp
-        _validation, params = self.validate_argument_spec(argument_spec=rotation_argument_spec())
+        fleet = 'orgs' in self._task.args
+        _validation, params = self.validate_argument_spec(argument_spec=rotation_argument_spec(fleet=fleet))
+        check_mode = bool(self._task.check_mode)
+        if fleet:
+            result.update(self._run_fleet(params, task_vars, check_mode))
+            return result
         org = params.get('org') or task_vars.get('inventory_hostname')
         if not org:
             raise AnsibleActionFail('sfdc.eca.eca_rotation needs org (the inventory host name by default).')
         gate = {'run': True, 'canary': False, 'reason': ''}
         if params['canary_gate'] and not params.get('handoff'):
-            gate = book.canary_gate(task_vars.get('ansible_play_hosts_all'), task_vars.get('hostvars'),
-                                    task_vars.get('ansible_play_batch'), params['max_fail_percentage'])
-        check_mode = bool(self._task.check_mode)
+            gate = self._gate(task_vars, params['max_fail_percentage'])
         with _environment(task_environment(self)):
             outcome = run_org(params, org, gate, check_mode=check_mode)
-        for line in outcome['plan']:
-            # the plan is what --check is for: show it without -v
-            (self._display.display if check_mode else self._display.v)('%s: %s' % (org, line))
+        self._show_plan(org, outcome, check_mode)
         result.update(outcome)
         if 'handoff' in outcome:
             result['_ansible_no_log'] = True
         return result
+
+    def _gate(self, task_vars, max_fail_percentage):
+        return book.canary_gate(task_vars.get('ansible_play_hosts_all'), task_vars.get('hostvars'),
+                                task_vars.get('ansible_play_batch'), max_fail_percentage)
+
+    def _show_plan(self, org, outcome, check_mode):
+        for line in outcome.get('plan') or []:
+            # the plan is what --check is for: show it without -v
+            (self._display.display if check_mode else self._display.v)('%s: %s' % (org, line))
+
+    # -- many orgs in one task -------------------------------------------------------------------
+
+    def _run_fleet(self, params, task_vars, check_mode):
+        """Each org's options: this task's, updated with the variables ``org_options`` names, as the org's
+        host sees them (role defaults, inventory, play and extra vars, each in its precedence)."""
+        orgs = [str(org) for org in params['orgs']]
+        common = dict((k, v) for k, v in params.items() if k not in FLEET_OPTIONS)
+        spec = rotation_argument_spec()
+        unknown = sorted(set(params['org_options']) - set(spec))
+        names = params['org_options'].values()
+        if not all(isinstance(name, str) and name for name in names):
+            raise AnsibleActionFail('org_options: each value must be the name of a variable, got %s' % ', '.join(
+                repr(name) for name in names if not (isinstance(name, str) and name)))
+        if unknown:
+            raise AnsibleActionFail('org_options: %s %s not an option of sfdc.eca.eca_rotation; valid: %s'
+                                    % (', '.join(unknown), 'is' if len(unknown) == 1 else 'are', ', '.join(sorted(spec))))
+        validators = (_VariablesCheck(params['org_variables_spec']), ArgumentSpecValidator(spec), params['org_options'])
+        jobs, outcomes, tasks_file_orgs = [], {}, []
+        # every org's options first: resolving them in this thread while the pool runs would starve it
+        for org in orgs:
+            problem, org_params = self._org_params(self._org_variables(org, task_vars), common, validators)
+            if problem:
+                outcomes[org] = invalid_org(org, org_params, problem)
+                self._display.warning('%s: %s' % (org, problem))
+            elif uses_tasks_files(org_params):
+                tasks_file_orgs.append(org)
+            else:
+                jobs.append((org, org_params))
+        gate = {'run': True, 'canary': False, 'reason': ''}
+        if params['canary_gate'] and jobs:
+            gate = self._gate(task_vars, jobs[0][1]['max_fail_percentage'])
+        workers = params.get('workers') or context.CLIARGS.get('forks') or 5
+        with _environment(task_environment(self)):
+            outcomes.update(run_fleet(jobs, gate, check_mode=check_mode, workers=min(workers, len(orgs) or 1)))
+        for org in orgs:
+            if org in outcomes:
+                self._show_plan(org, outcomes[org], check_mode)
+                if outcomes[org].pop('handoff', None) is not None:
+                    raise AnsibleActionFail('%s: the rotation waits for tasks files, which a fleet task cannot run' % org)
+        return {
+            'changed': any(o.get('changed') for o in outcomes.values()),
+            'orgs': dict((org, outcomes[org]) for org in orgs if org in outcomes),
+            'tasks_file_orgs': tasks_file_orgs,
+            'api_calls': sum(int(o.get('api_calls') or 0) for o in outcomes.values()),
+        }
+
+    def _org_variables(self, org, task_vars):
+        """The variables a task of this play would see on the org's host."""
+        manager = self._task.get_variable_manager()
+        inventory = getattr(manager, '_inventory', None)
+        host = inventory.get_host(org) if inventory is not None else None
+        if host is None:
+            raise AnsibleActionFail("orgs: '%s' is not a host of the inventory: give inventory host names "
+                                    "(such as ansible_play_batch)" % org)
+        return manager.get_vars(play=self._task.get_play(), host=host, task=self._task,
+                                _hosts=task_vars.get('ansible_play_hosts'),
+                                _hosts_all=task_vars.get('ansible_play_hosts_all'))
+
+    def _org_params(self, variables, common, validators):
+        """-> (problem or None, the org's options); ``problem`` names the org's bad variable or option."""
+        templar = self._templar.copy_with_new_env(available_variables=variables)
+        rendered = {}
+
+        def value(name):
+            # each variable is templated once per org: Jinja compiles a template string on every use
+            if name not in rendered:
+                try:
+                    rendered[name] = templar.template(variables[name])
+                except AnsibleError as exc:
+                    raise _BadVariable('variable %s: %s' % (name, exc.message))
+            return rendered[name]
+
+        try:
+            return self._org_options(value, variables, common, validators)
+        except _BadVariable as exc:
+            return str(exc), dict(common)
+
+    @staticmethod
+    def _org_options(value, variables, common, validators):
+        variables_check, options_spec, org_options = validators
+        merged = dict(common)
+        for option, name in org_options.items():
+            if name in variables:
+                merged[option] = value(name)
+        problem = variables_check.problem(value, variables)
+        if problem:
+            # the org's rows still name its apps and consumers
+            return 'invalid variable: %s' % problem, merged
+        validated = options_spec.validate(merged)
+        if validated.error_messages:
+            return 'invalid option: %s' % _clean(validated), merged
+        return None, validated.validated_parameters

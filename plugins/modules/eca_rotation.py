@@ -9,7 +9,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 module: eca_rotation
-short_description: Rotate the External Client App credentials of one org in one task
+short_description: Rotate the External Client App credentials of one org, or of many orgs, in one task
 version_added: 0.2.0
 description:
   - The engine of the C(sfdc.eca.rotation) role's fleet rotation. For one org it authenticates once, reads the apps and
@@ -23,6 +23,11 @@ description:
     (O(verify_tasks_file)), those are Ansible tasks, so the module stops before promoting and returns RV(handoff). Run the
     tasks files, then call the module again with O(handoff), O(deliver_errors) and O(hook_errors) to finish. The role
     does this; calling the module directly is for playbooks that build their own flow.
+  - With O(orgs), one task rotates many orgs (inventory hosts, one per org) in a pool of O(workers) threads: each org's
+    options are this task's options updated with the org's own variables named in O(org_options), as a task on that host
+    would see them. Run it with C(run_once=true); the result holds each org's result in RV(orgs). Orgs whose options
+    name a tasks file are not rotated: they are listed in RV(tasks_file_orgs), for tasks on those hosts (the role's
+    C(fleet) entry point, used by C(playbooks/rotate.yml), does both).
   - It always runs on the controller (an org is not a machine), whatever the host's connection.
   - This module has no standalone implementation; it is an action plugin.
 author:
@@ -97,9 +102,10 @@ options:
     type: str
     default: ''
   state_dir:
-    description: Directory of the rotation history (C(history.json) and C(history.d/ORG.json)) on the controller.
+    description:
+      - Directory of the rotation history (C(history.json) and C(history.d/ORG.json)) on the controller.
+      - Required; with O(orgs), the task's value or each org's (through O(org_options)).
     type: str
-    required: true
   canary_gate:
     description:
       - Apply the canary gate of the role's playbooks (hosts of earlier batches with C(sfdc_eca_canary) and
@@ -121,6 +127,29 @@ options:
     description: The verification hooks that failed, as a message per consumer id (C(APP/CONSUMER)).
     type: dict
     default: {}
+  orgs:
+    description:
+      - Rotate these orgs (inventory host names, such as C(ansible_play_batch)) in this one task, instead of one org.
+      - An org whose options are invalid records a failed row naming the bad value and is not contacted; the others go on.
+    type: list
+    elements: str
+  org_options:
+    description:
+      - With O(orgs), required. Option name to the name of the variable that gives its value for each org, for example
+        C({connection: sfdc_eca_connection, rotations: sfdc_eca_rotations}). Each org's variables are templated as a
+        task on that org's host would see them (inventory, group and host vars, play, role and extra vars in their
+        usual precedence). An org without the variable keeps this task's value of the option.
+    type: dict
+  org_variables_spec:
+    description:
+      - With O(orgs), an argument spec (as in C(meta/argument_specs.yml)) that each org's variables must meet before it is
+        rotated, for example a role's entry point options. Errors name the org and the variable.
+    type: dict
+    default: {}
+  workers:
+    description:
+      - With O(orgs), how many orgs are rotated at the same time. Defaults to the number of forks (C(-f)).
+    type: int
 notes:
   - API calls per consumer with a plain rotation (client credentials verification, no revoke) are the same as with the
     modules - stage 1, verification token 1, promote 1 - plus per org one token request and per app one read.
@@ -152,12 +181,30 @@ EXAMPLES = r'''
 - name: Show what happened (records hold key suffixes, never secrets)
   ansible.builtin.debug:
     msg: "{{ rotation.records | map(attribute='outcome') | list }}"
+
+# One task for every org of the play's current batch; each org (host) sets eca_connection and eca_rotations.
+- name: Rotate the batch's orgs on the controller, 20 at a time
+  sfdc.eca.eca_rotation:
+    orgs: "{{ ansible_play_batch }}"
+    org_options:
+      connection: eca_connection
+      rotations: eca_rotations
+    state_dir: /var/lib/sfdc_eca
+    workers: 20
+  run_once: true
+  register: fleet
+  no_log: true
+
+- name: List the orgs with a failed consumer
+  ansible.builtin.debug:
+    msg: "{{ fleet.orgs | dict2items | selectattr('value.org_failed') | map(attribute='key') | list }}"
+  run_once: true
 '''
 
 RETURN = r'''
 records:
   description: One report row per consumer (the role's report rows). Never holds a secret.
-  returned: always
+  returned: without O(orgs)
   type: list
   elements: dict
   sample:
@@ -174,17 +221,17 @@ records:
       error: null
 org_failed:
   description: Whether a consumer of this org failed.
-  returned: always
+  returned: without O(orgs)
   type: bool
   sample: false
 canary:
   description: Whether this org is in the canary batch.
-  returned: always
+  returned: without O(orgs)
   type: bool
   sample: true
 plan:
   description: The plan, one line per consumer.
-  returned: always
+  returned: without O(orgs)
   type: list
   elements: str
   sample: ["Billing_Sync/Billing: rotate (nothing staged: stage a new pair)"]
@@ -193,6 +240,25 @@ api_calls:
   returned: always
   type: int
   sample: 6
+orgs:
+  description:
+    - With O(orgs), each org's result (RV(records), RV(org_failed), RV(canary), RV(plan), RV(api_calls)) by org name.
+      The other return values then sum up the orgs (RV(api_calls)) or are not returned (RV(records), RV(plan)).
+  returned: with O(orgs)
+  type: dict
+  sample:
+    prod-eu:
+      records: []
+      org_failed: false
+      canary: false
+      plan: ["Billing_Sync/Billing: rotate (nothing staged: stage a new pair)"]
+      api_calls: 7
+tasks_file_orgs:
+  description: With O(orgs), the orgs left for tasks on their hosts because their options name a tasks file.
+  returned: with O(orgs)
+  type: list
+  elements: str
+  sample: [prod-us]
 handoff:
   description:
     - The state to finish with after the user's tasks files ran (consumers, new pairs, token). Holds secrets.
