@@ -767,8 +767,13 @@ def canary_gate(play_hosts_all, hostvars, play_batch, max_fail_percentage=100):
 
 
 def _org_result(hostvars, host, name='sfdc_eca_rotation'):
-    """The org's registered sfdc.eca.eca_rotation result ({records, org_failed, canary}), or {}."""
+    """The org's registered sfdc.eca.eca_rotation result ({records, org_failed, canary}), or {}.
+
+    A task that rotated the whole batch (``orgs``, run_once) registered {orgs: {org: result}} on each host.
+    """
     value = _hostvar(hostvars, host, name, None)
+    if isinstance(value, dict) and isinstance(value.get('orgs'), dict):
+        value = value['orgs'].get(host)
     return value if isinstance(value, dict) else {}
 
 
@@ -781,7 +786,7 @@ def collect_records(play_hosts_all, hostvars, name='sfdc_eca_rotation'):
     for host in play_hosts_all or []:
         records = _hostvar(hostvars, host, name, None)
         if isinstance(records, dict):
-            records = records.get('records')
+            records = _org_result(hostvars, host, name).get('records')
         if records is None:
             rows.append({'org': host, 'app_name': None, 'consumer_name': None, 'outcome': 'failed', 'phase': None,
                          'error': 'the playbook failed for this org before it recorded anything: see the log of this run'})
