@@ -23,10 +23,10 @@ description:
     (O(verify_tasks_file)), those are Ansible tasks, so the module stops before promoting and returns RV(handoff). Run the
     tasks files, then call the module again with O(handoff), O(deliver_errors) and O(hook_errors) to finish. The role
     does this; calling the module directly is for playbooks that build their own flow.
-  - With O(orgs), one task rotates many orgs (inventory hosts, one per org) in a pool of O(workers) threads: each org's
+  - With O(orgs), one task rotates many orgs (inventory hosts, one per org) in a pool of O(workers) threads; each org's
     options are this task's options updated with the org's own variables named in O(org_options), as a task on that host
     would see them. Run it with C(run_once=true); the result holds each org's result in RV(orgs). Orgs whose options
-    name a tasks file are not rotated: they are listed in RV(tasks_file_orgs), for tasks on those hosts (the role's
+    name a tasks file are not rotated but listed in RV(tasks_file_orgs), for tasks on those hosts (the role's
     C(fleet) entry point, used by C(playbooks/rotate.yml), does both).
   - It always runs on the controller (an org is not a machine), whatever the host's connection.
   - This module has no standalone implementation; it is an action plugin.
@@ -136,7 +136,7 @@ options:
   org_options:
     description:
       - With O(orgs), required. Option name to the name of the variable that gives its value for each org, for example
-        C({connection: sfdc_eca_connection, rotations: sfdc_eca_rotations}). Each org's variables are templated as a
+        C(connection) to C(sfdc_eca_connection) and C(rotations) to C(sfdc_eca_rotations). Each org's variables are templated as a
         task on that org's host would see them (inventory, group and host vars, play, role and extra vars in their
         usual precedence). An org without the variable keeps this task's value of the option.
     type: dict

@@ -281,11 +281,11 @@ def test_run_fleet_rotates_every_org_and_one_orgs_failure_stays_its_own(sim_fact
     fleet_sim = sim_factory(FLEET_SEED)
     jobs = fleet_jobs(fleet_sim, tmp_path)
     jobs[2][1]['connection']['client_secret'] = 'not-the-admin-secret'
-    before = dict((name, fleet_sim.org(name).app('Billing_Sync').consumer('Billing').main['key']) for name, _ in jobs)
+    before = dict((name, fleet_sim.org(name).app('Billing_Sync').consumer('Billing').main['key']) for name, _params in jobs)
 
     out = _rotation.run_fleet(jobs, {'run': True, 'canary': False}, workers=4, sleep=Sleeps())
 
-    assert list(out) == [name for name, _ in jobs], 'results come back in the order of the jobs'
+    assert list(out) == [name for name, _params in jobs], 'results come back in the order of the jobs'
     for name, _params in jobs:
         consumer = fleet_sim.org(name).app('Billing_Sync').consumer('Billing')
         if name == 'fleet02':
@@ -307,7 +307,7 @@ def test_run_fleet_applies_the_gate_to_every_org(sim_factory, tmp_path):
     jobs = fleet_jobs(fleet_sim, tmp_path)
     out = _rotation.run_fleet(jobs, {'run': False, 'reason': 'not run: the canary batch failed (x)'}, workers=3)
     assert set(r['outcome'] for o in out.values() for r in o['records']) == {'not_run'}
-    assert all(not fleet_sim.requests(name) for name, _ in jobs), 'a held-back org is not contacted'
+    assert all(not fleet_sim.requests(name) for name, _params in jobs), 'a held-back org is not contacted'
 
 
 def test_run_fleet_records_an_unexpected_error_as_that_orgs_failure_without_its_secret(sim_factory, tmp_path):
