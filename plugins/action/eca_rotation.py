@@ -9,18 +9,17 @@ machine, and the delivery files and the history live on the controller.
 
 from __future__ import annotations
 
-import json
-
 from ansible import context
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.sfdc.eca.plugins.filter import rotation as book
 from ansible_collections.sfdc.eca.plugins.plugin_utils._inprocess import _environment, task_environment
 from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation import (
     FLEET_OPTIONS,
+    VariablesCheck,
+    first_error,
     invalid_org,
     rotation_argument_spec,
     run_fleet,
@@ -29,41 +28,8 @@ from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation import (
 )
 
 
-def _clean(validation):
-    """The first error of a validation, without the values of its no_log options."""
-    return remove_values(validation.error_messages[0], validation._no_log_values)
-
-
 class _BadVariable(Exception):
     """An org's variable that cannot be templated (the org fails, the others go on)."""
-
-
-class _VariablesCheck:
-    """The orgs' variables against an argument spec, one variable at a time: most orgs share most values
-    (role defaults, group vars), and each distinct value is validated once."""
-
-    def __init__(self, spec):
-        self.validators = dict((name, ArgumentSpecValidator({name: option})) for name, option in (spec or {}).items())
-        self.known = {}
-
-    def problem(self, value, variables):
-        """The first error (no_log values removed) of this org's variables, or None."""
-        for name, validator in self.validators.items():
-            provided = {name: value(name)} if name in variables else {}
-            try:
-                key = (name, json.dumps(provided, sort_keys=True, default=repr))
-            except (TypeError, ValueError):
-                key = None
-            if key is not None and key in self.known:
-                found = self.known[key]
-            else:
-                checked = validator.validate(provided)
-                found = _clean(checked) if checked.error_messages else None
-                if key is not None:
-                    self.known[key] = found
-            if found:
-                return found
-        return None
 
 
 class ActionModule(ActionBase):
@@ -120,7 +86,7 @@ class ActionModule(ActionBase):
         if unknown:
             raise AnsibleActionFail('org_options: %s %s not an option of sfdc.eca.eca_rotation; valid: %s'
                                     % (', '.join(unknown), 'is' if len(unknown) == 1 else 'are', ', '.join(sorted(spec))))
-        validators = (_VariablesCheck(params['org_variables_spec']), ArgumentSpecValidator(spec), params['org_options'])
+        validators = (VariablesCheck(params['org_variables_spec']), ArgumentSpecValidator(spec), params['org_options'])
         jobs, outcomes, tasks_file_orgs = [], {}, []
         # every org's options first: resolving them in this thread while the pool runs would starve it
         for org in orgs:
@@ -194,5 +160,5 @@ class ActionModule(ActionBase):
             return 'invalid variable: %s' % problem, merged
         validated = options_spec.validate(merged)
         if validated.error_messages:
-            return 'invalid option: %s' % _clean(validated), merged
+            return 'invalid option: %s' % first_error(validated), merged
         return None, validated.validated_parameters

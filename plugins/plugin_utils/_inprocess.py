@@ -175,18 +175,20 @@ class EcaInProcessAction(ActionBase):
 
 def run_operation(name: str, spec_fn: t.Callable[[], dict[str, t.Any]], runner: t.Callable[..., dict[str, t.Any]],
                   args: dict[str, t.Any], check_mode: bool = False, diff: bool = False,
-                  session: t.Any = None) -> dict[str, t.Any]:
+                  session: t.Any = None, internal: bool = False) -> dict[str, t.Any]:
     """What the module ``name`` would return for ``args``, computed in this process.
 
     Also used by the org-level rotation action, which runs several operations per task on one
-    ``requests.Session`` (one TLS connection to the org instead of one per operation).
+    ``requests.Session`` (one TLS connection to the org instead of one per operation). Its results stay
+    inside the action (``internal``): they are validated and masked like any, but not serialized and
+    parsed again as a module's would be (the costliest part of a call after its HTTP requests).
     """
     spec = spec_fn()
     supports_check_mode = spec.pop('supports_check_mode', False)
     spec.pop('bypass_checks', None)
     spec.pop('no_log', None)
 
-    params = _json_trip(dict(args), Direction.CONTROLLER_TO_MODULE)
+    params = dict(args) if internal else _json_trip(dict(args), Direction.CONTROLLER_TO_MODULE)
     validator = ModuleArgumentSpecValidator(
         spec['argument_spec'],
         spec.get('mutually_exclusive'),
@@ -204,13 +206,14 @@ def run_operation(name: str, spec_fn: t.Callable[[], dict[str, t.Any]], runner: 
         msg = validation.errors.msg
         if isinstance(error, UnsupportedError):
             msg = 'Unsupported parameters for (%s) module: %s' % (name, msg)
-        return _finish(dict(failed=True, msg=str(msg)), params, no_log_values)
+        return _finish(dict(failed=True, msg=str(msg)), params, no_log_values, internal)
 
     if check_mode and not supports_check_mode:
         return _finish(dict(skipped=True, msg='remote module (%s) does not support check mode' % name),
-                       params, no_log_values)
+                       params, no_log_values, internal)
 
-    return _finish(_call_runner(name, runner, params, check_mode, diff, no_log_values, session), params, no_log_values)
+    return _finish(_call_runner(name, runner, params, check_mode, diff, no_log_values, session), params, no_log_values,
+                   internal)
 
 
 def _call_runner(name: str, runner: t.Callable[..., dict[str, t.Any]], params: dict[str, t.Any], check_mode: bool,
@@ -243,11 +246,12 @@ def _call_runner(name: str, runner: t.Callable[..., dict[str, t.Any]], params: d
     return result
 
 
-def _finish(result: dict[str, t.Any], params: dict[str, t.Any], no_log_values: set[str]) -> dict[str, t.Any]:
+def _finish(result: dict[str, t.Any], params: dict[str, t.Any], no_log_values: set[str],
+            internal: bool = False) -> dict[str, t.Any]:
     """AnsibleModule._return_formatted: invocation, no_log masking, JSON trip."""
-    if 'invocation' not in result:
+    if 'invocation' not in result and not internal:
         result['invocation'] = {'module_args': params}
     preserved = {k: v for k, v in result.items() if v is None or isinstance(v, bool)}
     result = remove_values(result, no_log_values)
     result.update(preserved)
-    return _json_trip(result, Direction.MODULE_TO_CONTROLLER)
+    return result if internal else _json_trip(result, Direction.MODULE_TO_CONTROLLER)

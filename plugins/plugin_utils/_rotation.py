@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime
+import json
 import os
 import threading
 import time
 import typing as t
 
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.filter.core import to_nice_json, to_nice_yaml
 from ansible.plugins.filter.encryption import do_vault
@@ -66,7 +69,7 @@ def _now_text() -> str:
 
 def _in_process(name: str, args: dict[str, t.Any], session: t.Any = None) -> dict[str, t.Any]:
     spec, runner = OPERATIONS[name]
-    return run_operation('sfdc.eca.' + name, spec, runner, args, session=session)
+    return run_operation('sfdc.eca.' + name, spec, runner, args, session=session, internal=True)
 
 
 def _loop(results: list[dict[str, t.Any]]) -> dict[str, t.Any]:
@@ -448,6 +451,40 @@ class OrgRotation:
         run.results = dict(handoff.get('results') or {})
         run.items = list(handoff.get('plan') or [])
         return run
+
+
+def first_error(validation: t.Any) -> str:
+    """The first error of a validation, without the values of its no_log options."""
+    return remove_values(validation.error_messages[0], validation._no_log_values)
+
+
+class VariablesCheck:
+    """The orgs' variables against an argument spec, one variable at a time: most orgs share most values
+    (role defaults, group vars), and each distinct value is validated once."""
+
+    def __init__(self, spec: dict[str, t.Any] | None) -> None:
+        self.validators = dict((name, ArgumentSpecValidator({name: option})) for name, option in (spec or {}).items())
+        self.known: dict[tuple[str, str], str | None] = {}
+
+    def problem(self, value: t.Callable[[str], t.Any], variables: t.Mapping[str, t.Any]) -> str | None:
+        """The first error (no_log values removed) of this org's variables, or None; ``value(name)`` gives a
+        variable's templated value."""
+        for name, validator in self.validators.items():
+            provided = {name: value(name)} if name in variables else {}
+            try:
+                key = (name, json.dumps(provided, sort_keys=True, default=repr))
+            except (TypeError, ValueError):
+                key = None
+            if key is not None and key in self.known:
+                found = self.known[key]
+            else:
+                checked = validator.validate(provided)
+                found = first_error(checked) if checked.error_messages else None
+                if key is not None:
+                    self.known[key] = found
+            if found:
+                return found
+        return None
 
 
 # Options of a task that rotates many orgs (``orgs``); the others are each org's.

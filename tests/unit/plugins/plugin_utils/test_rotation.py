@@ -350,3 +350,29 @@ def test_invalid_org_fails_each_rotation_with_the_message():
     # options too broken to list rotations still give the org one failed row
     [row] = _rotation.invalid_org('o2', {'rotations': 'oops'}, 'bad')['records']
     assert (row['org'], row['outcome'], row['error']) == ('o2', 'failed', 'bad')
+
+
+def test_variables_check_names_the_bad_variable_and_validates_each_distinct_value_once(monkeypatch):
+    spec = {'sfdc_eca_verify': {'type': 'str', 'choices': ['client_credentials', 'jwt', 'none']},
+            'sfdc_eca_connection': {'type': 'dict', 'no_log': True},
+            'sfdc_eca_min_age_days': {'type': 'float', 'required': True}}
+    check = _rotation.VariablesCheck(spec)
+    calls = []
+    for validator in check.validators.values():
+        original = validator.validate
+        monkeypatch.setattr(validator, 'validate', lambda p, _o=original: calls.append(p) or _o(p))
+    good = {'sfdc_eca_verify': 'jwt', 'sfdc_eca_connection': {'client_secret': 'S3cr3t-value'}, 'sfdc_eca_min_age_days': 7}
+    for _org in range(5):
+        assert check.problem(good.__getitem__, good) is None
+    assert len(calls) == 3, 'five orgs with the same values: each variable validated once'
+
+    bad = dict(good, sfdc_eca_verify='bogus')
+    problem = check.problem(bad.__getitem__, bad)
+    assert 'sfdc_eca_verify' in problem and 'bogus' in problem
+    missing = dict(good)
+    del missing['sfdc_eca_min_age_days']
+    assert 'sfdc_eca_min_age_days' in check.problem(missing.__getitem__, missing)
+    # a no_log variable's value is masked where the message would quote it
+    secret_check = _rotation.VariablesCheck({'org_token': {'type': 'str', 'no_log': True, 'choices': ['a', 'b']}})
+    problem = secret_check.problem({'org_token': 'S3cr3t-value'}.__getitem__, {'org_token': 'S3cr3t-value'})
+    assert 'org_token' in problem and 'S3cr3t-value' not in problem and '********' in problem
