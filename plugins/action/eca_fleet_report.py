@@ -34,5 +34,9 @@ class ActionModule(ActionBase):
             return result
         report, written = write_fleet_report(params['rows'], params['kind'], params['report_dir'],
                                              params['state_dir'] or params['report_dir'], params['planned'])
-        result.update(changed=True, report=report, files=written)
+        failed = []
+        for row in report.get('rows') or []:
+            if row.get('outcome') == 'failed' and row.get('org') not in failed:
+                failed.append(row.get('org'))
+        result.update(changed=True, report=report, files=written, failed_orgs=failed)
         return result

@@ -54,7 +54,7 @@ options:
 EXAMPLES = r'''
 - name: Write the report of the orgs of this play
   sfdc.eca.eca_fleet_report:
-    rows: "{{ ansible_play_hosts_all | map('extract', hostvars, ['sfdc_eca_rotation', 'records']) | flatten }}"
+    rows: "{{ ansible_play_hosts_all | sfdc.eca.collect_records(hostvars, 'sfdc_eca_rotation') }}"
     report_dir: /var/lib/sfdc_eca/report
   run_once: true
   register: fleet_report
@@ -70,6 +70,12 @@ report:
     check_mode: false
     totals: {rotated: 10, failed: 0, orgs: 6, consumers: 11}
     rows: []
+failed_orgs:
+  description: The orgs with a failed row, in the order of the rows (for example to fail those hosts afterwards).
+  returned: success
+  type: list
+  elements: str
+  sample: [prod-us]
 files:
   description: The files written.
   returned: success
