@@ -428,8 +428,8 @@ def main(argv=None):
     parser.add_argument("--baseline-max-orgs", type=int, default=0,
                         help="skip scenario b above this N (it costs ~2 s CPU per org); default: no limit")
     parser.add_argument("--repeat", type=int, default=3,
-                        help="runs of scenarios a and c per N, each on a fresh simulator; the median wall time counts "
-                             "(default 3; b runs once: it is minutes long and far from its target)")
+                        help="runs of scenarios a and c per N, taking turns, each on a fresh simulator; the median wall "
+                             "time counts (default 3; b runs once: it is minutes long and far from its target)")
     parser.add_argument("--update-docs", action="store_true",
                         help="also replace the figures in docs/performance.md (after <!-- benchmark-results -->)")
     parser.add_argument("--delivery", choices=["tasks_file", "vault_file"], default="vault_file",
@@ -456,29 +456,36 @@ def main(argv=None):
 
     rows, failures = [], []
     for n in sizes:
-        for scenario in scenarios:
-            if scenario == "b" and args.baseline_max_orgs and n > args.baseline_max_orgs:
+        # b once, then a and c taking turns (a c a c a c): both see the same machine, whatever else runs
+        plan = []
+        if "b" in scenarios:
+            if args.baseline_max_orgs and n > args.baseline_max_orgs:
                 print("== N=%d scenario b skipped (--baseline-max-orgs %d)" % (n, args.baseline_max_orgs))
-                continue
+            else:
+                plan.append("b")
+        plan += [s for _run in range(args.repeat) for s in scenarios if s != "b"]
+        runs = {}
+        for scenario in plan:
             print("== N=%d scenario %s: %s" % (n, scenario, SCENARIOS[scenario]), flush=True)
-            runs = []
-            for _run in range(1 if scenario == "b" else args.repeat):
-                row, not_rotated = run_one(scenario, n, args.forks, outdir, workdir, args.delivery)
-                print("   wall %.1f s, CPU %.1f s, peak RSS %.0f MB, tree PSS %.0f MB, %.1f API calls/org, rotated %d/%d, rc %d"
-                      % (row["wall_s"], row["cpu_s"], row["max_rss_mb"], row["peak_tree_pss_mb"],
-                         row["api_calls_per_org"], row["rotated"], n, row["rc"]), flush=True)
-                if row["rc"] != 0 or not_rotated:
-                    failures.append("N=%d scenario %s: rc %d, %d org(s) not rotated: %s; log: %s" % (
-                        n, scenario, row["rc"], len(not_rotated), ", ".join(not_rotated[:5]) +
-                        (" ..." if len(not_rotated) > 5 else ""), os.path.join(outdir, row["log"])))
-                runs.append(row)
+            row, not_rotated = run_one(scenario, n, args.forks, outdir, workdir, args.delivery)
+            print("   wall %.1f s, CPU %.1f s, peak RSS %.0f MB, tree PSS %.0f MB, %.1f API calls/org, rotated %d/%d, rc %d"
+                  % (row["wall_s"], row["cpu_s"], row["max_rss_mb"], row["peak_tree_pss_mb"],
+                     row["api_calls_per_org"], row["rotated"], n, row["rc"]), flush=True)
+            if row["rc"] != 0 or not_rotated:
+                failures.append("N=%d scenario %s: rc %d, %d org(s) not rotated: %s; log: %s" % (
+                    n, scenario, row["rc"], len(not_rotated), ", ".join(not_rotated[:5]) +
+                    (" ..." if len(not_rotated) > 5 else ""), os.path.join(outdir, row["log"])))
+            runs.setdefault(scenario, []).append(row)
+        for scenario in scenarios:
+            if scenario not in runs:
+                continue
             # the run with the median wall time (each run on a fresh simulator); every run is listed
-            runs.sort(key=lambda r: r["wall_s"])
-            row = runs[len(runs) // 2]
-            row["wall_runs_s"] = " ".join("%.1f" % r["wall_s"] for r in runs)
+            done = sorted(runs[scenario], key=lambda r: r["wall_s"])
+            row = done[len(done) // 2]
+            row["wall_runs_s"] = " ".join("%.1f" % r["wall_s"] for r in runs[scenario])
             rows.append(row)
-            add_ratios(rows)
-            write_outputs(rows, check_targets(rows), outdir, meta)  # partial results survive an interrupted run
+        add_ratios(rows)
+        write_outputs(rows, check_targets(rows), outdir, meta)  # partial results survive an interrupted run
     add_ratios(rows)
     targets = check_targets(rows)
     a_sizes = sorted(r["orgs"] for r in rows if r["scenario"] == "a")

@@ -17,7 +17,7 @@ def test_benchmark_smoke(tmp_path):
     env = dict(os.environ)
     env.pop("SFDC_ECA_IN_PROCESS", None)
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), "--orgs", "3", "--forks", "3",
-                           "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
+                           "--repeat", "2", "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
@@ -28,5 +28,8 @@ def test_benchmark_smoke(tmp_path):
     a = next(r for r in rows if r["scenario"] == "a")
     assert float(a["a_over_b"]) > 0 and float(a["a_over_c"]) > 0
     assert (out / "results.md").read_text().count("| a ") == 1
+    # a and c ran twice each (taking turns), b once; the row keeps every run's wall time
+    assert len(a["wall_runs_s"].split()) == 2 and len(next(r for r in rows if r["scenario"] == "b")["wall_runs_s"].split()) == 1
+    assert proc.stdout.count("scenario a:") == 2 and proc.stdout.count("scenario c:") == 2
     assert (out / "results.png").stat().st_size > 1000
     assert not (out / "work").exists()  # inventories with simulator credentials are removed
