@@ -91,14 +91,17 @@ def test_survey_validator_says_no(survey):
 
 def test_survey_variables_are_read_by_the_playbooks(survey):
     variables = {q["variable"] for q in survey["spec"]}
-    assert variables == {"sfdc_eca_hosts", "sfdc_eca_apps", "sfdc_eca_revoke_previous", "sfdc_eca_replace_rotated", "sfdc_eca_canary_size"}
+    assert variables == {"sfdc_eca_hosts", "sfdc_eca_apps", "sfdc_eca_revoke_previous", "sfdc_eca_replace_rotated",
+                         "sfdc_eca_canary_size", "sfdc_eca_task_per_org"}
     for playbook in ("rotate.yml", "audit.yml"):
         plays = yaml.safe_load((ROOT / "playbooks" / playbook).read_text())
         assert all("sfdc_eca_hosts" in play["hosts"] for play in plays), playbook
     assert "sfdc_eca_canary_size" in (ROOT / "playbooks" / "rotate.yml").read_text()
+    # the survey's "false"/"true" strings pick the role's entry point through `| bool`
+    assert "sfdc_eca_task_per_org | default(false) | bool" in (ROOT / "playbooks" / "rotate.yml").read_text()
     assert "sfdc_eca_apps" in (PROJECT / "rotate.yml").read_text()
     role_options = yaml.safe_load((ROOT / "roles/rotation/meta/argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
-    for name in ("sfdc_eca_revoke_previous", "sfdc_eca_replace_rotated"):
+    for name in ("sfdc_eca_revoke_previous", "sfdc_eca_replace_rotated", "sfdc_eca_task_per_org"):
         assert role_options[name]["type"] == "bool", name
     # multiple-choice answers are the strings of the choices; the role has to read them as booleans
     for q in survey["spec"]:

@@ -107,7 +107,8 @@ def _comparable(report):
 
 def test_the_batch_task_and_the_per_org_tasks_give_the_same_result(sim_factory, tmp_path, ansible, e2e):
     runs = {}
-    for mode, per_org in (("batch", False), ("per_org", True)):
+    # the strings an AWX survey sends
+    for mode, per_org in (("batch", "false"), ("per_org", "true")):
         sim = sim_factory(FLEET)
         workdir = tmp_path / mode
         workdir.mkdir()
