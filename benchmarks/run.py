@@ -205,13 +205,13 @@ def ansible_env(workdir):
     return env
 
 
-def scenario_command(scenario, sim, workdir, forks, delivery="vault_file"):
+def scenario_command(scenario, sim, workdir, forks, delivery="vault_file", task_per_org=False):
     orgs = org_vars(sim)
     if scenario == "a":
         inv = os.path.join(workdir, "inventory-role.json")
         write_role_inventory(orgs, inv, workdir, delivery)
         return [os.path.join(os.path.dirname(PY), "ansible-playbook"), "-i", inv, "-f", str(forks),
-                os.path.join(ROOT, "playbooks", "rotate.yml")]
+                os.path.join(ROOT, "playbooks", "rotate.yml")] + (["-e", "sfdc_eca_task_per_org=true"] if task_per_org else [])
     if scenario == "b":
         inv = os.path.join(workdir, "inventory-uri.json")
         write_uri_inventory(orgs, inv)
@@ -224,7 +224,7 @@ def scenario_command(scenario, sim, workdir, forks, delivery="vault_file"):
     raise BenchError("unknown scenario %r" % scenario)
 
 
-def run_one(scenario, n, forks, outdir, workdir, delivery="vault_file"):
+def run_one(scenario, n, forks, outdir, workdir, delivery="vault_file", task_per_org=False):
     tag = "%s-n%d" % (scenario, n)
     sim_log = os.path.join(outdir, "logs", tag + "-simulator.log")
     run_log = os.path.join(outdir, "logs", tag + ".log")
@@ -234,7 +234,7 @@ def run_one(scenario, n, forks, outdir, workdir, delivery="vault_file"):
             raise BenchError("asked the simulator for %d orgs, it has %d" % (n, len(names)))
         before = {org: sim.consumer_state(org)[0] for org in names}
         baseline_calls = {org: sim.api_calls(org) for org in names}
-        cmd = scenario_command(scenario, sim, workdir, forks, delivery)
+        cmd = scenario_command(scenario, sim, workdir, forks, delivery, task_per_org)
         cost_file = os.path.join(workdir, tag + "-cost.json")
         env = ansible_env(workdir)
         times_file = os.path.join(outdir, "role-tasks-n%d.json" % n)
@@ -427,6 +427,9 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(HERE, "results"), help="output directory")
     parser.add_argument("--baseline-max-orgs", type=int, default=0,
                         help="skip scenario b above this N (it costs ~2 s CPU per org); default: no limit")
+    parser.add_argument("--task-per-org", action="store_true",
+                        help="run (a) with -e sfdc_eca_task_per_org=true: the role's tasks on each org's host instead of "
+                             "one task per batch")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of scenarios a and c per N, taking turns, each on a fresh simulator; the median wall "
                              "time counts (default 3; b runs once: it is minutes long and far from its target)")
@@ -450,7 +453,7 @@ def main(argv=None):
 
     import ansible
     meta = {"command": " ".join(["python benchmarks/run.py"] + (argv if argv is not None else sys.argv[1:])),
-            "delivery": args.delivery, "commit": _git_commit(),
+            "delivery": args.delivery + (", task per org" if args.task_per_org else ""), "commit": _git_commit(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "forks": args.forks,
             "cpus": os.cpu_count(), "python": sys.version.split()[0], "ansible": ansible.__version__}
 
@@ -467,7 +470,7 @@ def main(argv=None):
         runs = {}
         for scenario in plan:
             print("== N=%d scenario %s: %s" % (n, scenario, SCENARIOS[scenario]), flush=True)
-            row, not_rotated = run_one(scenario, n, args.forks, outdir, workdir, args.delivery)
+            row, not_rotated = run_one(scenario, n, args.forks, outdir, workdir, args.delivery, args.task_per_org)
             print("   wall %.1f s, CPU %.1f s, peak RSS %.0f MB, tree PSS %.0f MB, %.1f API calls/org, rotated %d/%d, rc %d"
                   % (row["wall_s"], row["cpu_s"], row["max_rss_mb"], row["peak_tree_pss_mb"],
                      row["api_calls_per_org"], row["rotated"], n, row["rc"]), flush=True)
@@ -485,7 +488,7 @@ def main(argv=None):
             row["wall_runs_s"] = " ".join("%.1f" % r["wall_s"] for r in runs[scenario])
             rows.append(row)
         add_ratios(rows)
-        write_outputs(rows, check_targets(rows), outdir, meta)  # partial results survive an interrupted run
+        write_outputs(rows, check_targets(rows), outdir, meta)  # the sizes done so far survive an interrupted run
     add_ratios(rows)
     targets = check_targets(rows)
     a_sizes = sorted(r["orgs"] for r in rows if r["scenario"] == "a")

@@ -18,6 +18,7 @@ from ansible_collections.sfdc.eca.plugins.filter import rotation as book
 from ansible_collections.sfdc.eca.plugins.plugin_utils._inprocess import _environment, task_environment
 from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation import (
     FLEET_OPTIONS,
+    NOT_IN_FLEET,
     VariablesCheck,
     first_error,
     invalid_org,
@@ -75,17 +76,18 @@ class ActionModule(ActionBase):
     def _run_fleet(self, params, task_vars, check_mode):
         """Each org's options: this task's, updated with the variables ``org_options`` names, as the org's
         host sees them (role defaults, inventory, play and extra vars, each in its precedence)."""
-        orgs = [str(org) for org in params['orgs']]
+        orgs = list(dict.fromkeys(str(org) for org in params['orgs']))  # an org given twice is rotated once
         common = dict((k, v) for k, v in params.items() if k not in FLEET_OPTIONS)
         spec = rotation_argument_spec()
-        unknown = sorted(set(params['org_options']) - set(spec))
+        per_org = set(spec) - set(NOT_IN_FLEET) - {'canary_gate'}
+        unknown = sorted(set(params['org_options']) - per_org)
         names = params['org_options'].values()
         if not all(isinstance(name, str) and name for name in names):
             raise AnsibleActionFail('org_options: each value must be the name of a variable, got %s' % ', '.join(
                 repr(name) for name in names if not (isinstance(name, str) and name)))
         if unknown:
-            raise AnsibleActionFail('org_options: %s %s not an option of sfdc.eca.eca_rotation; valid: %s'
-                                    % (', '.join(unknown), 'is' if len(unknown) == 1 else 'are', ', '.join(sorted(spec))))
+            raise AnsibleActionFail('org_options: %s %s not an option each org of sfdc.eca.eca_rotation may set; valid: %s'
+                                    % (', '.join(unknown), 'is' if len(unknown) == 1 else 'are', ', '.join(sorted(per_org))))
         validators = (VariablesCheck(params['org_variables_spec']), ArgumentSpecValidator(spec), params['org_options'])
         jobs, outcomes, tasks_file_orgs = [], {}, []
         # every org's options first: resolving them in this thread while the pool runs would starve it
@@ -99,8 +101,12 @@ class ActionModule(ActionBase):
             else:
                 jobs.append((org, org_params))
         gate = {'run': True, 'canary': False, 'reason': ''}
-        if params['canary_gate'] and jobs:
-            gate = self._gate(task_vars, jobs[0][1]['max_fail_percentage'])
+        if params['canary_gate']:
+            # one gate for the batch; max_fail_percentage is the first valid org's (a play-wide setting)
+            gate = self._gate(task_vars, jobs[0][1]['max_fail_percentage'] if jobs else params['max_fail_percentage'])
+        for outcome in outcomes.values():
+            # an org refused for its options still fails the canary batch it is in
+            outcome['canary'] = bool(gate.get('canary'))
         workers = params.get('workers') or context.CLIARGS.get('forks') or 5
         with _environment(task_environment(self)):
             outcomes.update(run_fleet(jobs, gate, check_mode=check_mode, workers=min(workers, len(orgs) or 1)))
@@ -108,7 +114,9 @@ class ActionModule(ActionBase):
             if org in outcomes:
                 self._show_plan(org, outcomes[org], check_mode)
                 if outcomes[org].pop('handoff', None) is not None:
-                    raise AnsibleActionFail('%s: the rotation waits for tasks files, which a fleet task cannot run' % org)
+                    # cannot happen (uses_tasks_files sends such orgs to their hosts); never keep a secret here
+                    outcomes[org] = invalid_org(org, {}, 'the rotation of this org waits for tasks files, which the '
+                                                'batch task cannot run: rerun it with sfdc_eca_task_per_org=true')
         return {
             'changed': any(o.get('changed') for o in outcomes.values()),
             'orgs': dict((org, outcomes[org]) for org in orgs if org in outcomes),

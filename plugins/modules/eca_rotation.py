@@ -130,7 +130,13 @@ options:
   orgs:
     description:
       - Rotate these orgs (inventory host names, such as C(ansible_play_batch)) in this one task, instead of one org.
-      - An org whose options are invalid records a failed row naming the bad value and is not contacted; the others go on.
+      - An org whose options are invalid records a failed row naming the bad variable or option and is not contacted; the
+        others go on. An org listed twice is rotated once.
+      - The task's own options apply to every org unless O(org_options) maps them; O(org), O(handoff), O(deliver_errors) and
+        O(hook_errors) are not accepted, O(org_options) cannot map O(canary_gate), and the canary gate is computed once for
+        the batch (with the first org's O(max_fail_percentage)).
+      - The task's C(environment) (for C(SALESFORCE_*) fallbacks or proxies) is templated once, on the host that runs the
+        task, and applies to every org.
     type: list
     elements: str
   org_options:

@@ -126,3 +126,20 @@ def test_the_batch_task_and_the_per_org_tasks_give_the_same_result(sim_factory, 
     assert per_org[0].stdout.count("TASK [sfdc.eca.rotation : Rotate this org's consumers") == 2
     assert len(re.findall(r"^changed: \[org0[3-6]\]", per_org[0].stdout, re.M)) == 4
     assert len(re.findall(r"^changed: \[org0[3-6]\]", batch[0].stdout, re.M)) == 0
+
+
+def test_a_canary_org_refused_for_its_variables_holds_back_the_rest(sim_factory, tmp_path, ansible, e2e):
+    """Canary batch [org01 org02]: org02's options are refused, org01 rotates; no later org is touched."""
+    sim = sim_factory(FLEET)
+    inventory = _inventory(sim, tmp_path, e2e, hosts_extra={"org02": {"sfdc_eca_verify": "bogus"}})
+    before = _mains(sim)
+    sim.reset_log()
+    proc = ansible.playbook("rotate.yml", inventory, extra_vars={"sfdc_eca_canary_size": 2})
+    assert proc.returncode == 2, e2e.tail(proc)
+    rows = e2e.rows_by(proc.report)
+    assert rows[("org01", "Billing_Sync", "Billing")]["outcome"] == "rotated"
+    assert rows[("org02", "Billing_Sync", None)]["outcome"] == "failed"
+    for org in ("org03", "org04", "org05", "org06"):
+        row = rows[(org, "Billing_Sync", None)]
+        assert row["outcome"] == "not_run" and "org02" in row["error"], row
+        assert sim.requests(org) == [] and _mains(sim)[org] == before[org]
