@@ -10,7 +10,7 @@ machine, and the delivery files and the history live on the controller.
 from __future__ import annotations
 
 from ansible import context
-from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.errors import AnsibleActionFail, AnsibleError, AnsibleUndefinedVariable
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
@@ -146,8 +146,11 @@ class ActionModule(ActionBase):
             if name not in rendered:
                 try:
                     rendered[name] = templar.template(variables[name])
-                except AnsibleError as exc:
+                except AnsibleUndefinedVariable as exc:
                     raise _BadVariable('variable %s: %s' % (name, exc.message))
+                except AnsibleError as exc:
+                    # other template errors (a filter's) may quote the value, which may be a secret
+                    raise _BadVariable('variable %s cannot be templated (%s)' % (name, type(exc).__name__))
             return rendered[name]
 
         try:
