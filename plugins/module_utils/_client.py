@@ -193,6 +193,8 @@ class EcaClient:
             raise EcaInputError("timeout must be more than 0 seconds, got %s." % timeout)
         self.retry = retry or RetryPolicy()
         self.session = session or requests.Session()
+        # the environment is read once per host by _transport, not by requests on every request
+        self.session.trust_env = False
         self.api_calls = 0
         self.api_usage = None
         self.token_info = None
@@ -216,7 +218,6 @@ class EcaClient:
             if verify is True:
                 verify = os.environ.get('REQUESTS_CA_BUNDLE') or os.environ.get('CURL_CA_BUNDLE') or True
             known[(host, self.verify)] = {'proxies': requests.utils.get_environ_proxies(url), 'verify': verify}
-        self.session.trust_env = False
         return known[(host, self.verify)]
 
     def _send(self, method, url, **kwargs):
