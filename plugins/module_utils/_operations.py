@@ -352,9 +352,16 @@ def _act_on_staged_id(client, params, app_id, consumer, diff):
     return result
 
 
-def run_staged_credential(client, params, check_mode=False, diff=False):
+# known_slot's default: the slot is read before acting on it
+UNREAD = object()
+
+
+def run_staged_credential(client, params, check_mode=False, diff=False, known_slot=UNREAD):
+    """known_slot: the staged credential as the caller read it a moment ago (None: nothing staged), so that it
+    is not read a second time. Only in-process callers that have just read it pass it; a stage refused because
+    the slot is not empty after all falls back to reading it and deciding again."""
     try:
-        return _run_staged_credential(client, params, check_mode, diff)
+        return _run_staged_credential(client, params, check_mode, diff, known_slot)
     except EcaNotFoundError as exc:
         if _by_ids(params) is None:
             raise
@@ -363,7 +370,7 @@ def run_staged_credential(client, params, check_mode=False, diff=False):
                             "or give consumer_name." % (params.get('app_id'), params.get('consumer_id'), exc.method, exc.path))
 
 
-def _run_staged_credential(client, params, check_mode, diff):
+def _run_staged_credential(client, params, check_mode, diff, known_slot=UNREAD):
     state = params.get('state') or 'present'
     replace_rotated = bool(params.get('replace_rotated'))
     return_secret = bool(params.get('return_secret'))
@@ -386,7 +393,7 @@ def _run_staged_credential(client, params, check_mode, diff):
         if done is not None:
             return done
     label = 'consumer %s of app %s' % (_consumer_label(consumer), app_label)
-    staged = client.get_staged(app_id, consumer_id)
+    staged = client.get_staged(app_id, consumer_id) if known_slot is UNREAD else known_slot
     previous_state = staged.get('state') if staged else 'absent'
     before = _diff_view(staged, main_key)
 
@@ -421,7 +428,13 @@ def _run_staged_credential(client, params, check_mode, diff):
             else:
                 if staged is not None:
                     _delete(client, app_id, consumer_id, staged)
-                final = _stage(client, app_id, consumer_id, warnings)
+                try:
+                    final = _stage(client, app_id, consumer_id, warnings)
+                except EcaApiError as exc:
+                    if known_slot is UNREAD or exc.status not in (400, 409):
+                        raise
+                    # refused: something was staged since the caller read the slot; read it and decide again
+                    return _run_staged_credential(client, params, check_mode, diff)
                 staged_by_run = True
     elif state == 'rotated':
         if staged is None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextvars
 import datetime
+import functools
 import json
 import os
 import threading
@@ -66,8 +67,11 @@ def _now_text() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
 
 
-def _in_process(name: str, args: dict[str, t.Any], session: t.Any = None) -> dict[str, t.Any]:
+def _in_process(name: str, args: dict[str, t.Any], session: t.Any = None, **runner_kw: t.Any) -> dict[str, t.Any]:
+    """``runner_kw``: what this rotation knows that the operation would otherwise read again (see run_staged_credential)."""
     spec, runner = OPERATIONS[name]
+    if runner_kw:
+        runner = functools.partial(runner, **runner_kw)
     return run_operation('sfdc.eca.' + name, spec, runner, args, session=session, internal=True)
 
 
@@ -186,11 +190,11 @@ class OrgRotation:
     # -- operations --------------------------------------------------------------------------
 
     def _call(self, name: str, args: dict[str, t.Any], item: dict[str, t.Any] | None = None,
-              shared: bool = True) -> dict[str, t.Any]:
-        session = None
+              shared: bool = True, **runner_kw: t.Any) -> dict[str, t.Any]:
         if self.operation is _in_process:
-            session = self._session(shared)
-        result = self.operation(name, args, session=session) if session is not None else self.operation(name, args)
+            result = _in_process(name, args, session=self._session(shared), **runner_kw)
+        else:
+            result = self.operation(name, args)
         self.api_calls += int(result.get('api_calls') or 0)
         if item is not None:
             result['item'] = item
@@ -262,11 +266,14 @@ class OrgRotation:
         return book.rotation_secrets(self.results.get('stage'), self.results.get('promote'))
 
     def stage(self) -> None:
-        self.results['stage'] = _loop([
-            self._call('eca_staged_credential', self._api_args(
-                app_id=item['app_id'], consumer_id=item['consumer_id'], state='present',
-                replace_rotated=item['replace_rotated'], return_secret=True), item=item)
-            for item in self._to_stage(self.items)])
+        out = []
+        for item in self._to_stage(self.items):
+            args = self._api_args(app_id=item['app_id'], consumer_id=item['consumer_id'], state='present',
+                                  replace_rotated=item['replace_rotated'], return_secret=True)
+            # the plan has just read this slot: when it was empty, stage without reading it again
+            known = {'known_slot': None} if item.get('slot_before') == 'empty' else {}
+            out.append(self._call('eca_staged_credential', args, item=item, **known))
+        self.results['stage'] = _loop(out)
 
     def _until(self, args: dict[str, t.Any], item: dict[str, t.Any], want_failure: bool = False) -> dict[str, t.Any]:
         """The task keyword ``until`` with retries/delay: repeat until the token request succeeds (or fails)."""

@@ -106,6 +106,50 @@ def test_present_replace_rotated_in_both_api_variants(esim, staged, variant):
     assert esim.counts('org01')['POST staged'] == 1
 
 
+# -- known_slot: the caller has just read the slot --------------------------------------------------
+
+def _by_ids(esim, app, org='org01'):
+    return {'app_id': esim.orgs[org].app(app).id, 'consumer_id': consumer(esim, app, org=org).id, 'state': 'present',
+            'return_secret': True}
+
+
+def test_known_empty_slot_stages_without_reading_it_again(esim, make_client):
+    c = consumer(esim)
+    result = run_staged_credential(make_client('org01', token=True), _by_ids(esim, 'Billing_Sync'), known_slot=None)
+    assert result['changed'] and result['action'] == 'staged' and result['previous_state'] == 'absent'
+    assert result['staged_credential']['secret'] == c.staged['secret']
+    assert esim.counts('org01') == {'POST staged': 1}
+
+
+@pytest.mark.parametrize('state, action, counts', [
+    ('Active', 'none', {'POST staged': 1, 'GET staged': 1}),
+    ('Expired', 'replaced_expired', {'POST staged': 2, 'GET staged': 1, 'DELETE staged_item': 1}),
+])
+def test_a_slot_filled_since_the_callers_read_is_read_and_decided_again(esim, make_client, state, action, counts):
+    """The caller saw an empty slot, but a credential was staged since: the refused POST leads to a read and the
+    decision a first read would have given (Active: kept as it is; Expired: replaced)."""
+    c = consumer(esim)
+    there = c.set_staged(state)
+    result = run_staged_credential(make_client('org01', token=True), _by_ids(esim, 'Billing_Sync'), known_slot=None)
+    assert result['action'] == action and result['previous_state'] == state
+    assert esim.counts('org01') == counts
+    if state == 'Active':
+        assert c.staged == there and result['staged_credential']['secret'] == there['secret']
+    else:
+        assert c.staged['state'] == 'Active' and result['staged_credential']['secret'] == c.staged['secret']
+
+
+def test_a_rotated_slot_found_after_a_refused_stage_is_left_alone(esim, make_client):
+    """A Rotated pair is the previous main key in its grace: a caller's stale "empty" never gets it deleted."""
+    c = consumer(esim, 'Rotated_App')
+    before = c.staged
+    with pytest.raises(EcaStateError) as info:
+        run_staged_credential(make_client('org01', token=True), _by_ids(esim, 'Rotated_App'), known_slot=None)
+    assert 'replace_rotated: true' in str(info.value)
+    assert c.staged == before and esim.counts('org01') == {'POST staged': 1, 'GET staged': 1}
+    assert esim.authenticates('org01', before['key'], before['secret'])
+
+
 # -- state: rotated ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('id_variant', ['keep', 'new'])
