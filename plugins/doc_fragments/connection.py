@@ -84,7 +84,8 @@ options:
     default: true
   ca_path:
     description:
-      - PEM bundle of the CA(s) to trust instead of the system store. Falls back to E(SALESFORCE_CA_PATH).
+      - PEM bundle of the CA(s) to trust instead of the default one, which is the bundle C(requests) uses (C(certifi)'s,
+        or E(REQUESTS_CA_BUNDLE) or E(CURL_CA_BUNDLE) when set). Falls back to E(SALESFORCE_CA_PATH).
     type: path
   timeout:
     description:
@@ -124,11 +125,14 @@ notes:
     renewed once and the call replayed.
   - Every option falls back to an environment variable C(SALESFORCE_<OPTION>), so an AWX/AAP credential type can
     inject them. A value set in the task wins over the environment.
+  - Calls go through the proxy the environment names for https (E(HTTPS_PROXY), with C(user:password@) for a proxy
+    that asks for credentials; E(ALL_PROXY); a C(socks5://) proxy needs the Python package C(PySocks)), except to the
+    hosts of E(NO_PROXY). Redirects are never followed.
   - All modules are in the action group C(sfdc.eca.eca), so C(module_defaults) with C(group/sfdc.eca.eca) sets
     these options once for all of them.
   - The calling user needs the permissions C(External Client App Developer) and C(View Client Secret), and the org
     setting C(Allow access to External Client App consumer secrets via REST API) must be on.
 requirements:
-  - requests
+  - requests (the client sends its calls through the C(urllib3) that requests is built on)
   - cryptography (JWT bearer flow only)
 '''

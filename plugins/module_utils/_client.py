@@ -2,14 +2,13 @@
 # Copyright (c) sfdc.eca contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""EcaClient: the Salesforce External Client App OAuth credential API on one requests.Session."""
+"""EcaClient: the Salesforce External Client App OAuth credential API over one org's connections (_http.Http)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
 import re
-import traceback
 
 from ansible.module_utils.six.moves.urllib.parse import urlsplit, quote
 
@@ -25,14 +24,14 @@ from ansible_collections.sfdc.eca.plugins.module_utils._errors import (
 )
 from ansible_collections.sfdc.eca.plugins.module_utils._retry import RetryPolicy, parse_retry_after
 
-try:
-    import requests
-    from requests.packages.urllib3.exceptions import MaxRetryError, NewConnectionError, ConnectTimeoutError
-    HAS_REQUESTS = True
-    REQUESTS_IMPORT_ERROR = None
-except ImportError:
-    HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR = traceback.format_exc()
+from ansible_collections.sfdc.eca.plugins.module_utils._http import HAS_HTTP, HTTP_IMPORT_ERROR, Http
+
+if HAS_HTTP:
+    from urllib3 import exceptions as http_errors
+
+# requests is the package to install: it brings urllib3 and the CA bundle and proxy rules the client uses
+HAS_REQUESTS = HAS_HTTP
+REQUESTS_IMPORT_ERROR = HTTP_IMPORT_ERROR
 
 API_VERSION_RE = re.compile(r'^[0-9]{2}\.[0-9]$')
 SETTING_NAME = ("'Allow access to External Client App consumer secrets via REST API' "
@@ -100,13 +99,6 @@ def check_api_version(value):
     return value
 
 
-def _root_cause(exc):
-    reason = exc.args[0] if exc.args else None
-    if isinstance(reason, MaxRetryError):
-        reason = reason.reason
-    return reason
-
-
 def normalize_staged(item):
     """A staged credential as snake_case (documented and flat variants)."""
     if not isinstance(item, dict):
@@ -168,10 +160,10 @@ class _Transient(Exception):
 
 
 class EcaClient:
-    """One org, one token, one session. Counts every HTTP request in ``api_calls``."""
+    """One org, one token, one set of connections. Counts every HTTP request in ``api_calls``."""
 
     def __init__(self, instance_url, auth, api_version='65.0', validate_certs=True, ca_path=None,
-                 timeout=30, retry=None, allow_http=False, session=None):
+                 timeout=30, retry=None, allow_http=False, http=None):
         if not HAS_REQUESTS:
             raise EcaInputError('The Python library requests is required on the host that runs the module.')
         self.instance_url = check_instance_url(instance_url, allow_http)
@@ -192,9 +184,8 @@ class EcaClient:
         if self.timeout <= 0:
             raise EcaInputError("timeout must be more than 0 seconds, got %s." % timeout)
         self.retry = retry or RetryPolicy()
-        self.session = session or requests.Session()
-        # the environment is read once per host by _transport, not by requests on every request
-        self.session.trust_env = False
+        # shared by the operations of one org (one TLS connection) when the caller passes it
+        self.http = http or Http()
         self.api_calls = 0
         self.api_usage = None
         self.token_info = None
@@ -205,42 +196,27 @@ class EcaClient:
         parts = urlsplit(url)
         return parts.netloc
 
-    def _transport(self, url, host):
-        """Proxies and CA bundle as requests reads them from the environment, read once per host.
-
-        requests scans os.environ on every request when trust_env is on (it costs more than a loopback
-        request); with it off, a ~/.netrc entry can no longer replace the bearer token either.
-        """
-        # kept on the session: the operations of one org each make a client, and share the session
-        known = self.session.__dict__.setdefault('sfdc_eca_environment', {})
-        if (host, self.verify) not in known:
-            verify = self.verify
-            if verify is True:
-                verify = os.environ.get('REQUESTS_CA_BUNDLE') or os.environ.get('CURL_CA_BUNDLE') or True
-            known[(host, self.verify)] = {'proxies': requests.utils.get_environ_proxies(url), 'verify': verify}
-        return known[(host, self.verify)]
-
     def _send(self, method, url, **kwargs):
         self.api_calls += 1
         host = self._host(url)
         try:
-            return self.session.request(method, url, timeout=self.timeout, allow_redirects=False,
-                                        **dict(kwargs, **self._transport(url, host)))
-        except requests.exceptions.SSLError as exc:
+            return self.http.request(method, url, host, self.verify, self.timeout, **kwargs)
+        except http_errors.SSLError as exc:
             raise EcaTransportError(
                 'TLS verification of %s failed (%s). Set ca_path to the PEM bundle of the CA that signed the '
                 "server's certificate; validate_certs: false disables the check (test servers only)."
                 % (host, _tls_reason(exc)), host=host)
-        except requests.exceptions.ConnectTimeout:
+        except http_errors.ProxyError:
+            raise _Transient('cannot reach %s through the proxy of the environment (HTTPS_PROXY)' % host, sent=False)
+        except http_errors.NewConnectionError:
+            raise _Transient('cannot connect to %s (connection refused or host unreachable)' % host, sent=False)
+        except http_errors.ConnectTimeoutError:
             raise _Transient('connecting to %s timed out after %ss' % (host, self.timeout), sent=False)
-        except requests.exceptions.ConnectionError as exc:
-            cause = _root_cause(exc)
-            if isinstance(cause, (NewConnectionError, ConnectTimeoutError)):
-                raise _Transient('cannot connect to %s (connection refused or host unreachable)' % host, sent=False)
-            raise _Transient('the connection to %s was reset or closed before an answer' % host, sent=True)
-        except requests.exceptions.Timeout:
+        except http_errors.ReadTimeoutError:
             raise _Transient('%s did not answer within %ss' % (host, self.timeout), sent=True)
-        except requests.exceptions.RequestException as exc:
+        except http_errors.ProtocolError:
+            raise _Transient('the connection to %s was reset or closed before an answer' % host, sent=True)
+        except (http_errors.HTTPError, ValueError) as exc:
             raise EcaTransportError('request to %s failed: %s' % (host, type(exc).__name__), host=host)
 
     def _secrets(self, extra=()):
@@ -346,7 +322,7 @@ class EcaClient:
             if params:
                 kwargs['params'] = params
             if json_body is not None:
-                kwargs['json'] = json_body
+                kwargs['json_body'] = json_body
             try:
                 resp = self._send(method, url, **kwargs)
             except _Transient as exc:

@@ -79,8 +79,10 @@ def build_auth(params):
     return auth
 
 
-def build_client(params, session=None, sleep=None, random=None):
-    """An EcaClient from validated module params. Raises EcaInputError on a bad value; sends nothing."""
+def build_client(params, http=None, sleep=None, random=None):
+    """An EcaClient from validated module params. Raises EcaInputError on a bad value; sends nothing.
+
+    http: an _http.Http to share with other clients of the same org (its connections), or None for a new one."""
     auth = build_auth(params)
     return EcaClient(
         params.get('instance_url'), auth,
@@ -90,7 +92,7 @@ def build_client(params, session=None, sleep=None, random=None):
         timeout=30 if params.get('timeout') is None else params['timeout'],
         retry=retry_policy(params, sleep=sleep, random=random),
         allow_http=bool(params.get('allow_http')),
-        session=session,
+        http=http,
     )
 
 

@@ -175,11 +175,11 @@ class EcaInProcessAction(ActionBase):
 
 def run_operation(name: str, spec_fn: t.Callable[[], dict[str, t.Any]], runner: t.Callable[..., dict[str, t.Any]],
                   args: dict[str, t.Any], check_mode: bool = False, diff: bool = False,
-                  session: t.Any = None, internal: bool = False) -> dict[str, t.Any]:
+                  http: t.Any = None, internal: bool = False) -> dict[str, t.Any]:
     """What the module ``name`` would return for ``args``, computed in this process.
 
     Also used by the org-level rotation action, which runs several operations per task on one
-    ``requests.Session`` (one TLS connection to the org instead of one per operation). Its results stay
+    ``_http.Http`` (one TLS connection to the org instead of one per operation). Its results stay
     inside the action (``internal``): they are validated and masked like any, but not serialized and
     parsed again as a module's would be (the costliest part of a call after its HTTP requests).
     """
@@ -212,18 +212,18 @@ def run_operation(name: str, spec_fn: t.Callable[[], dict[str, t.Any]], runner: 
         return _finish(dict(skipped=True, msg='remote module (%s) does not support check mode' % name),
                        params, no_log_values, internal)
 
-    return _finish(_call_runner(name, runner, params, check_mode, diff, no_log_values, session), params, no_log_values,
+    return _finish(_call_runner(name, runner, params, check_mode, diff, no_log_values, http), params, no_log_values,
                    internal)
 
 
 def _call_runner(name: str, runner: t.Callable[..., dict[str, t.Any]], params: dict[str, t.Any], check_mode: bool,
-                 diff: bool, no_log_values: set[str], session: t.Any = None) -> dict[str, t.Any]:
+                 diff: bool, no_log_values: set[str], http: t.Any = None) -> dict[str, t.Any]:
     """module_utils._common.execute without AnsibleModule: EcaError becomes the module's failure."""
     if not HAS_REQUESTS:
         return dict(failed=True, msg=missing_required_lib('requests'))
     client = None
     try:
-        client = build_client(params, session=session)
+        client = build_client(params, http=http)
         result = runner(client, params, check_mode=check_mode, diff=diff)
     except EcaError as exc:
         result = exc.to_result()

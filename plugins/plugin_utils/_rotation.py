@@ -36,6 +36,7 @@ from ansible.plugins.filter.core import to_nice_json, to_nice_yaml
 from ansible.plugins.filter.encryption import do_vault
 
 from ansible_collections.sfdc.eca.plugins.filter import rotation as book
+from ansible_collections.sfdc.eca.plugins.module_utils._http import Http
 from ansible_collections.sfdc.eca.plugins.module_utils._operations import (
     run_credential_info,
     run_staged_credential,
@@ -67,12 +68,12 @@ def _now_text() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
 
 
-def _in_process(name: str, args: dict[str, t.Any], session: t.Any = None, **runner_kw: t.Any) -> dict[str, t.Any]:
+def _in_process(name: str, args: dict[str, t.Any], http: t.Any = None, **runner_kw: t.Any) -> dict[str, t.Any]:
     """``runner_kw``: what this rotation knows that the operation would otherwise read again (see run_staged_credential)."""
     spec, runner = OPERATIONS[name]
     if runner_kw:
         runner = functools.partial(runner, **runner_kw)
-    return run_operation('sfdc.eca.' + name, spec, runner, args, session=session, internal=True)
+    return run_operation('sfdc.eca.' + name, spec, runner, args, http=http, internal=True)
 
 
 def _loop(results: list[dict[str, t.Any]]) -> dict[str, t.Any]:
@@ -130,7 +131,7 @@ class OrgRotation:
                  check_mode: bool = False, operation: Operation = _in_process,
                  sleep: t.Callable[[float], None] = time.sleep, environment: dict[t.Any, t.Any] | None = None) -> None:
         self.org = org
-        # proxies and CA bundle read from os.environ, shared by this org's sessions (and a fleet's orgs)
+        # proxies and CA bundle read from os.environ, shared by this org's connections (and a fleet's orgs)
         self.environment = {} if environment is None else environment
         self.connection = dict(connection or {})
         self.rotations = rotations
@@ -145,10 +146,9 @@ class OrgRotation:
         self.plan_lines: list[str] = []
         self.api_calls = 0
         self.started = _now_text()
-        # the admin's calls share one session; a pair under test gets a session of its own (no cookie or
-        # header of the admin's) that borrows the admin session's connections (no second TLS handshake)
-        self.session: t.Any = None
-        self.pair_session: t.Any = None
+        # every call of the org on one set of connections (one TLS handshake); it keeps no cookie or header,
+        # so a pair under test never sends anything of the admin's
+        self.http: t.Any = None
 
     # -- settings ----------------------------------------------------------------------------
 
@@ -190,28 +190,17 @@ class OrgRotation:
     # -- operations --------------------------------------------------------------------------
 
     def _call(self, name: str, args: dict[str, t.Any], item: dict[str, t.Any] | None = None,
-              shared: bool = True, **runner_kw: t.Any) -> dict[str, t.Any]:
+              **runner_kw: t.Any) -> dict[str, t.Any]:
         if self.operation is _in_process:
-            result = _in_process(name, args, session=self._session(shared), **runner_kw)
+            if self.http is None:
+                self.http = Http(self.environment)
+            result = _in_process(name, args, http=self.http, **runner_kw)
         else:
             result = self.operation(name, args)
         self.api_calls += int(result.get('api_calls') or 0)
         if item is not None:
             result['item'] = item
         return result
-
-    def _session(self, shared: bool) -> t.Any:
-        import requests
-        if self.session is None:
-            self.session = requests.Session()
-            self.session.sfdc_eca_environment = self.environment
-        if shared:
-            return self.session
-        if self.pair_session is None:
-            self.pair_session = requests.Session()
-            self.pair_session.adapters = self.session.adapters
-            self.pair_session.sfdc_eca_environment = self.environment
-        return self.pair_session
 
     def _api_args(self, **args: t.Any) -> dict[str, t.Any]:
         merged = dict(self.api)
@@ -280,7 +269,7 @@ class OrgRotation:
         attempts = self._attempts()
         result: dict[str, t.Any] = {}
         for attempt in range(1, attempts + 1):
-            result = self._call('eca_token', args, item=item, shared=False)
+            result = self._call('eca_token', args, item=item)
             if book._failed(result) == want_failure:
                 break
             if attempt < attempts:
@@ -422,9 +411,9 @@ class OrgRotation:
         self.prove()
 
     def close(self) -> None:
-        if self.session is not None:
-            self.session.close()  # closes the connections pair_session borrowed too
-        self.session = self.pair_session = None
+        if self.http is not None:
+            self.http.close()
+        self.http = None
 
     def records(self) -> list[dict[str, t.Any]]:
         return book.rotation_records(self._fold(), self.started, _now_text(), self.check_mode)
@@ -568,7 +557,7 @@ def run_fleet(jobs: t.Iterable[tuple[str, dict[str, t.Any]]], gate: dict[str, t.
               workers: int = 25, **kw: t.Any) -> dict[str, dict[str, t.Any]]:
     """Rotate many orgs at once: ``run_org`` for each (org, params) in a pool of threads.
 
-    Each org has its own sessions, files and records; one org's failure (even an unexpected exception) is
+    Each org has its own connections, files and records; one org's failure (even an unexpected exception) is
     that org's failed record and never stops another. -> {org: run_org's result}, in the order of ``jobs``
     (an org given twice is rotated once).
     """

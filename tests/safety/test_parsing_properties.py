@@ -1,21 +1,21 @@
 """Property-based tests of the parsing of API answers: whatever JSON (or non-JSON) the org answers, the client
 raises nothing but EcaError subclasses, and the values of secret fields never reach an error message.
 
-The client runs on a fake requests session (no network); every call of the API surface is driven with
+The client runs on a fake transport (no network); every call of the API surface is driven with
 arbitrary answers: staged items in both body shapes, REST error arrays and objects, usage and consumer
 pages, token answers, Sforce-Limit-Info and Retry-After headers.
 """
 
 import json
 
-import requests
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from requests.structures import CaseInsensitiveDict
+from urllib3 import HTTPHeaderDict
 
 from ansible_collections.sfdc.eca.plugins.module_utils._auth import AccessTokenAuth, ClientCredentialsAuth
 from ansible_collections.sfdc.eca.plugins.module_utils._client import EcaClient, normalize_staged, staged_from_body
 from ansible_collections.sfdc.eca.plugins.module_utils._errors import EcaError
+from ansible_collections.sfdc.eca.plugins.module_utils._http import Response
 from ansible_collections.sfdc.eca.plugins.module_utils._retry import RetryPolicy, parse_retry_after
 
 MARK = "S3CR3T\u2603"
@@ -85,31 +85,25 @@ def answer(body_strategy):
     return st.tuples(statuses, st.one_of(body_strategy.map(lambda b: json.dumps(b).encode()), raw_bodies), headers)
 
 
-class FakeSession:
+class FakeHttp:
     """Serves the drawn answers in turn (the last one again when they run out)."""
 
     def __init__(self, answers):
         self.answers = list(answers)
         self.calls = 0
 
-    def request(self, method, url, **kwargs):
+    def request(self, method, url, host, verify, timeout, **kwargs):
         status, body, hdrs = self.answers[min(self.calls, len(self.answers) - 1)]
         self.calls += 1
         if self.calls > 50:
             raise AssertionError("more than 50 requests for one call")
-        r = requests.models.Response()
-        r.status_code = status
-        r._content = body
-        r.headers = CaseInsensitiveDict(dict(hdrs, **{"Content-Type": "application/json"}))
-        r.url = url
-        r.encoding = "utf-8"
-        return r
+        return Response(status, HTTPHeaderDict(dict(hdrs, **{"Content-Type": "application/json"})), body)
 
 
 def client(answers, auth=None):
     return EcaClient("https://org.example.test", auth or AccessTokenAuth(TOKEN),
                      retry=RetryPolicy(max_retries=1, backoff=0, max_delay=0, sleep=lambda s: None),
-                     session=FakeSession(answers))
+                     http=FakeHttp(answers))
 
 
 def check(call):

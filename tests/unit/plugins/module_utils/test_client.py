@@ -3,7 +3,7 @@
 import time
 
 import pytest
-import requests
+from urllib3 import HTTPHeaderDict
 
 from ansible_collections.sfdc.eca.plugins.module_utils._client import (
     EcaClient,
@@ -12,6 +12,7 @@ from ansible_collections.sfdc.eca.plugins.module_utils._client import (
     staged_from_body,
 )
 from ansible_collections.sfdc.eca.plugins.module_utils._auth import AccessTokenAuth
+from ansible_collections.sfdc.eca.plugins.module_utils._http import Response
 from ansible_collections.sfdc.eca.plugins.module_utils._errors import (
     EcaAmbiguousWrite,
     EcaApiError,
@@ -68,11 +69,7 @@ def test_404_array_body_maps_to_not_found_with_fields(esim, make_client):
 
 
 def _response(status, body, content_type='application/json'):
-    resp = requests.models.Response()
-    resp.status_code = status
-    resp._content = body.encode()
-    resp.headers['Content-Type'] = content_type
-    return resp
+    return Response(status, HTTPHeaderDict({'Content-Type': content_type}), body.encode())
 
 
 def test_single_object_error_body_is_mapped_like_an_array(esim, make_client):

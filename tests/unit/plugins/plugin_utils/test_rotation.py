@@ -317,10 +317,10 @@ def test_run_fleet_records_an_unexpected_error_as_that_orgs_failure_without_its_
     jobs = fleet_jobs(fleet_sim, tmp_path)
     broken = jobs[1][1]['connection']
 
-    def operation(name, args, session=None):
+    def operation(name, args):
         if args.get('instance_url') == broken['instance_url']:
             raise RuntimeError('bug while holding %s' % broken['client_secret'])
-        return _rotation._in_process(name, args, session=session)
+        return _rotation._in_process(name, args)
 
     out = _rotation.run_fleet(jobs, {'run': True, 'canary': True}, workers=2, operation=operation, sleep=Sleeps())
     [row] = out['fleet01']['records']

@@ -1,0 +1,145 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sfdc.eca contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The HTTP transport of EcaClient: urllib3's connection pools, used directly.
+
+requests is the dependency: it brings urllib3 and says which CA bundle and which proxies apply, as it
+always has. Its per-request layers (merging session settings, cookies, hooks, its response object) are
+left out: none is needed here, and together they cost more CPU than a request to a nearby server, which
+adds up over a fleet of orgs.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import codecs
+import json
+import os
+import re
+import threading
+import traceback
+
+from ansible.module_utils.six.moves.urllib.parse import urlencode
+
+try:
+    import urllib3
+    from urllib3 import exceptions as errors
+    import requests.certs
+    import requests.utils
+    HAS_HTTP = True
+    HTTP_IMPORT_ERROR = None
+except ImportError:
+    HAS_HTTP = False
+    HTTP_IMPORT_ERROR = traceback.format_exc()
+
+CHARSET_RE = re.compile(r'charset=["\']?([\w.:-]+)', re.I)
+HEADERS = {'User-Agent': 'sfdc.eca', 'Accept-Encoding': 'gzip, deflate'}
+
+
+class Response:
+    """What the client reads of an answer: status, headers (case-insensitive) and the whole body."""
+
+    __slots__ = ('status_code', 'headers', 'content')
+
+    def __init__(self, status_code, headers, content):
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content or b''
+
+    @property
+    def text(self):
+        match = CHARSET_RE.search(self.headers.get('Content-Type') or '')
+        try:
+            return self.content.decode(match.group(1) if match else 'utf-8', 'replace')
+        except LookupError:
+            return self.content.decode('utf-8', 'replace')
+
+    def json(self):
+        """The body as JSON; ValueError when it is not (json also detects UTF-16 and UTF-32)."""
+        content = self.content
+        if content.startswith(codecs.BOM_UTF8):
+            content = content[len(codecs.BOM_UTF8):]
+        return json.loads(content)
+
+
+class Http:
+    """The connections of one org's calls: a urllib3 pool manager per CA setting and proxy, safe to share
+    between threads. No cookie or header is kept between requests: each carries only its own.
+
+    ``environment`` caches, per (host, verify), the proxy and CA bundle the environment gives
+    (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE): reading them scans os.environ, which
+    costs more than a loopback request. A fleet of orgs may share one cache.
+    """
+
+    def __init__(self, environment=None):
+        self.environment = {} if environment is None else environment
+        self._managers = {}
+        self._lock = threading.Lock()
+
+    def settings(self, url, host, verify):
+        """-> {'proxy': URL or None, 'verify': True, False or a CA bundle path}, as requests would use them."""
+        key = (host, verify)
+        if key not in self.environment:
+            ca = verify
+            if verify is True:
+                ca = os.environ.get('REQUESTS_CA_BUNDLE') or os.environ.get('CURL_CA_BUNDLE') or True
+            proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+            self.environment[key] = {'proxy': proxy, 'verify': ca}
+        return self.environment[key]
+
+    def _manager(self, proxy, verify):
+        key = (proxy, verify)
+        with self._lock:
+            manager = self._managers.get(key)
+            if manager is None:
+                manager = self._managers[key] = _pool_manager(proxy, verify)
+            return manager
+
+    def request(self, method, url, host, verify, timeout, headers=None, params=None, data=None, json_body=None):
+        """Send one request (no retry, no redirect followed) and read the whole answer. Raises urllib3's
+        errors (urllib3.exceptions); the caller maps them."""
+        settings = self.settings(url, host, verify)
+        all_headers = dict(HEADERS)
+        all_headers.update(headers or {})
+        body = None
+        if params:
+            url += ('&' if '?' in url else '?') + urlencode(params, doseq=True)
+        if data is not None:
+            body = urlencode(data, doseq=True)
+            all_headers['Content-Type'] = 'application/x-www-form-urlencoded'
+        elif json_body is not None:
+            body = json.dumps(json_body, allow_nan=False).encode('utf-8')
+            all_headers['Content-Type'] = 'application/json'
+        manager = self._manager(settings['proxy'], settings['verify'])
+        resp = manager.urlopen(method, url, body=body, headers=all_headers, redirect=False, retries=False,
+                               timeout=urllib3.Timeout(connect=timeout, read=timeout), preload_content=True)
+        return Response(resp.status, resp.headers, resp.data)
+
+    def close(self):
+        with self._lock:
+            managers, self._managers = list(self._managers.values()), {}
+        for manager in managers:
+            manager.clear()
+
+
+def _pool_manager(proxy, verify):
+    if verify is False:
+        tls = {'cert_reqs': 'CERT_NONE'}
+    else:
+        # verify True: the CA bundle requests has always used (certifi's), not the system's
+        tls = {'cert_reqs': 'CERT_REQUIRED', 'ca_certs': requests.certs.where() if verify is True else verify}
+    if not proxy:
+        return urllib3.PoolManager(maxsize=10, **tls)
+    if '://' not in proxy:
+        proxy = 'http://' + proxy
+    if proxy.lower().startswith('socks'):
+        try:
+            from urllib3.contrib.socks import SOCKSProxyManager
+        except ImportError:
+            raise errors.ProxySchemeUnknown('%s (a SOCKS proxy needs the Python package PySocks)' % proxy.split('://')[0])
+        username, password = requests.utils.get_auth_from_url(proxy)
+        return SOCKSProxyManager(proxy, username=username or None, password=password or None, maxsize=10, **tls)
+    username, password = requests.utils.get_auth_from_url(proxy)
+    proxy_headers = urllib3.make_headers(proxy_basic_auth='%s:%s' % (username, password)) if username else None
+    return urllib3.ProxyManager(proxy, proxy_headers=proxy_headers, maxsize=10, **tls)

@@ -1,0 +1,144 @@
+"""The client's HTTP transport (_http.Http) over real HTTPS to the simulator: the environment's proxy and CA
+settings, and the answer object the client reads."""
+
+import base64
+import select
+import socket
+import threading
+
+import pytest
+from urllib3 import HTTPHeaderDict
+
+from ansible_collections.sfdc.eca.plugins.module_utils._errors import EcaTransportError
+from ansible_collections.sfdc.eca.plugins.module_utils._http import Http, Response
+from ansible_collections.sfdc.eca.plugins.module_utils._operations import run_usage_info
+
+
+class ConnectProxy:
+    """A loopback HTTP proxy that tunnels CONNECT requests and records each one's target and headers (lower-case)."""
+
+    def __init__(self):
+        self.connects = []
+        self.sock = socket.socket()
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(16)
+        self.url = 'http://127.0.0.1:%d' % self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+
+    def _tunnel(self, client):
+        head = b''
+        while b'\r\n\r\n' not in head:
+            chunk = client.recv(4096)
+            if not chunk:
+                client.close()
+                return
+            head += chunk
+        lines = head.split(b'\r\n\r\n', 1)[0].decode('latin-1').split('\r\n')
+        method, target = lines[0].split(' ')[:2]
+        headers = dict(line.split(': ', 1) for line in lines[1:] if ': ' in line)
+        headers = dict((k.lower(), v) for k, v in headers.items())
+        self.connects.append({'method': method, 'target': target, 'headers': headers})
+        host, port = target.rsplit(':', 1)
+        upstream = socket.create_connection((host, int(port)))
+        client.sendall(b'HTTP/1.1 200 Connection established\r\n\r\n')
+        pair = {client: upstream, upstream: client}
+        try:
+            while True:
+                ready, _, _ = select.select(list(pair), [], [], 30)
+                if not ready:
+                    break
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    pair[sock].sendall(data)
+        except OSError:
+            pass
+        finally:
+            client.close()
+            upstream.close()
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def proxy():
+    server = ConnectProxy()
+    yield server
+    server.close()
+
+
+def _apps(esim, make_client):
+    client = make_client(token=True)
+    return client, run_usage_info(client, {})
+
+
+def test_https_proxy_of_the_environment_tunnels_every_call_and_tls_stays_end_to_end(esim, make_client, proxy,
+                                                                                        monkeypatch):
+    for name in ('NO_PROXY', 'no_proxy', 'HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy'):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv('HTTPS_PROXY', proxy.url.replace('http://', 'http://ops:p%40ss@'))
+    client, result = _apps(esim, make_client)
+    host = esim.orgs['org01'].instance_url.split('://')[1]
+    assert [c['target'] for c in proxy.connects] == [host], 'one tunnel, reused by the calls that follow'
+    assert proxy.connects[0]['method'] == 'CONNECT'
+    # the proxy's credentials, unquoted, go to the proxy only (the org never sees them: the tunnel is TLS)
+    assert proxy.connects[0]['headers']['proxy-authorization'] == 'Basic ' + base64.b64encode(b'ops:p@ss').decode()
+    assert {a['developer_name'] for a in result['apps']} >= {'Billing_Sync'}
+    assert esim.counts('org01') == {'GET usage': 1}
+
+
+def test_no_proxy_sends_the_calls_directly(esim, make_client, proxy, monkeypatch):
+    monkeypatch.setenv('HTTPS_PROXY', proxy.url)
+    monkeypatch.setenv('NO_PROXY', '127.0.0.1,localhost')
+    _apps(esim, make_client)
+    assert proxy.connects == []
+
+
+def test_a_proxy_that_cannot_be_reached_is_named_in_the_error(esim, make_client, monkeypatch):
+    dead = socket.socket()
+    dead.bind(('127.0.0.1', 0))
+    port = dead.getsockname()[1]
+    dead.close()  # nothing listens there now
+    monkeypatch.delenv('NO_PROXY', raising=False)
+    monkeypatch.delenv('no_proxy', raising=False)
+    monkeypatch.setenv('HTTPS_PROXY', 'http://127.0.0.1:%d' % port)
+    with pytest.raises(EcaTransportError) as info:
+        make_client(token=True, max_retries=1).list_apps()
+    assert 'through the proxy of the environment (HTTPS_PROXY)' in str(info.value)
+    assert esim.requests('org01') == []
+
+
+def test_the_environment_is_read_once_per_host_and_ca_setting(esim, make_client, monkeypatch):
+    monkeypatch.delenv('HTTPS_PROXY', raising=False)
+    client = make_client(token=True)
+    http = client.http = Http()
+    client.list_apps()
+    monkeypatch.setenv('HTTPS_PROXY', 'http://127.0.0.1:9')  # read after the first call: not looked at again
+    client.list_apps()
+    assert list(http.environment.values()) == [{'proxy': None, 'verify': esim.ca_path}]
+
+
+def test_response_json_accepts_a_utf8_bom_and_refuses_what_is_not_json():
+    headers = HTTPHeaderDict({'Content-Type': 'application/json'})
+    assert Response(200, headers, b'\xef\xbb\xbf{"a": 1}').json() == {'a': 1}
+    assert Response(200, headers, '{"a": "\u00e9"}'.encode('utf-16')).json() == {'a': '\u00e9'}
+    for body in (b'', b'<html>', b'\xff\xfe\x00'):
+        with pytest.raises(ValueError):
+            Response(200, headers, body).json()
+
+
+def test_response_text_follows_the_declared_charset():
+    body = '\u00e9chec'.encode('latin-1')
+    assert Response(502, HTTPHeaderDict({'Content-Type': 'text/plain; charset=ISO-8859-1'}), body).text == '\u00e9chec'
+    assert Response(502, HTTPHeaderDict({'Content-Type': 'text/plain; charset=nonsense'}), b'ok').text == 'ok'
+    assert Response(502, HTTPHeaderDict(), b'\xff ok').text == '\ufffd ok'
