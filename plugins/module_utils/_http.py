@@ -17,6 +17,7 @@ import codecs
 import json
 import os
 import re
+import ssl
 import threading
 import traceback
 
@@ -24,6 +25,7 @@ from ansible.module_utils.six.moves.urllib.parse import urlencode
 
 try:
     import urllib3
+    import urllib3.util.ssl_
     from urllib3 import exceptions as errors
     import requests.certs
     import requests.utils
@@ -67,9 +69,10 @@ class Http:
     """The connections of one org's calls: a urllib3 pool manager per CA setting and proxy, safe to share
     between threads. No cookie or header is kept between requests: each carries only its own.
 
-    ``environment`` caches, per (host, verify), the proxy and CA bundle the environment gives
-    (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE): reading them scans os.environ, which
-    costs more than a loopback request. A fleet of orgs may share one cache.
+    ``environment`` caches what the environment gives: the proxies (HTTPS_PROXY, ALL_PROXY, NO_PROXY, or the
+    system's), the CA bundle (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE) per (host, verify), and a TLS context per
+    CA bundle. Reading the environment scans os.environ and loading a CA bundle parses every certificate:
+    both cost more than a request to a nearby server. A fleet of orgs may share one cache.
     """
 
     def __init__(self, environment=None):
@@ -84,8 +87,19 @@ class Http:
             ca = verify
             if verify is True:
                 ca = os.environ.get('REQUESTS_CA_BUNDLE') or os.environ.get('CURL_CA_BUNDLE') or True
-            proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+            if 'proxies' not in self.environment:
+                self.environment['proxies'] = requests.utils.getproxies()
+            proxy = None
+            if self.environment['proxies']:
+                # NO_PROXY and the scheme decide, per host, as requests does
+                proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
             self.environment[key] = {'proxy': proxy, 'verify': ca}
+        return self.environment[key]
+
+    def _tls(self, verify):
+        key = ('tls', verify)
+        if key not in self.environment:
+            self.environment[key] = _tls_context(verify)
         return self.environment[key]
 
     def _manager(self, proxy, verify):
@@ -93,7 +107,7 @@ class Http:
         with self._lock:
             manager = self._managers.get(key)
             if manager is None:
-                manager = self._managers[key] = _pool_manager(proxy, verify)
+                manager = self._managers[key] = _pool_manager(proxy, verify, self._tls(verify))
             return manager
 
     def request(self, method, url, host, verify, timeout, headers=None, params=None, data=None, json_body=None):
@@ -123,12 +137,18 @@ class Http:
             manager.clear()
 
 
-def _pool_manager(proxy, verify):
+def _tls_context(verify):
+    """A TLS context trusting the CA bundle ``verify`` names (True: the one requests uses, certifi's) or nothing
+    (False); urllib3 checks the host name against the certificate."""
     if verify is False:
-        tls = {'cert_reqs': 'CERT_NONE'}
-    else:
-        # verify True: the CA bundle requests has always used (certifi's), not the system's
-        tls = {'cert_reqs': 'CERT_REQUIRED', 'ca_certs': requests.certs.where() if verify is True else verify}
+        return urllib3.util.ssl_.create_urllib3_context(cert_reqs=ssl.CERT_NONE)
+    context = urllib3.util.ssl_.create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+    context.load_verify_locations(cafile=requests.certs.where() if verify is True else verify)
+    return context
+
+
+def _pool_manager(proxy, verify, context):
+    tls = {'cert_reqs': 'CERT_NONE' if verify is False else 'CERT_REQUIRED', 'ssl_context': context}
     if not proxy:
         return urllib3.PoolManager(maxsize=10, **tls)
     if '://' not in proxy:

@@ -119,13 +119,26 @@ def test_a_proxy_that_cannot_be_reached_is_named_in_the_error(esim, make_client,
 
 
 def test_the_environment_is_read_once_per_host_and_ca_setting(esim, make_client, monkeypatch):
-    monkeypatch.delenv('HTTPS_PROXY', raising=False)
+    for name in ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy'):
+        monkeypatch.delenv(name, raising=False)
     client = make_client(token=True)
     http = client.http = Http()
     client.list_apps()
-    monkeypatch.setenv('HTTPS_PROXY', 'http://127.0.0.1:9')  # read after the first call: not looked at again
+    # set after the first call: not looked at again (a proxy on port 9 would refuse every call)
+    monkeypatch.setenv('HTTPS_PROXY', 'http://127.0.0.1:9')
     client.list_apps()
-    assert list(http.environment.values()) == [{'proxy': None, 'verify': esim.ca_path}]
+    host = esim.orgs['org01'].instance_url.split('://')[1]
+    assert http.environment[(host, esim.ca_path)] == {'proxy': None, 'verify': esim.ca_path}
+    assert esim.counts('org01') == {'GET usage': 2}
+
+
+def test_orgs_sharing_a_cache_share_one_tls_context_per_ca_bundle(esim, make_client):
+    shared = {}
+    for org in ('org01', 'big'):
+        client = make_client(org, token=True)
+        client.http = Http(shared)
+        client.list_apps()
+    assert [key for key in shared if key[0] == 'tls'] == [('tls', esim.ca_path)]
 
 
 def test_response_json_accepts_a_utf8_bom_and_refuses_what_is_not_json():

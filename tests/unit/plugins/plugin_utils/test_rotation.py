@@ -390,3 +390,21 @@ def test_variables_check_names_the_bad_variable_and_validates_each_distinct_valu
     secret_check = _rotation.VariablesCheck({'org_token': {'type': 'str', 'no_log': True, 'choices': ['a', 'b']}})
     problem = secret_check.problem({'org_token': 'S3cr3t-value'}.__getitem__, {'org_token': 'S3cr3t-value'})
     assert 'org_token' in problem and 'S3cr3t-value' not in problem and '********' in problem
+
+
+def test_plain_turns_templated_values_into_plain_ones_equal_to_them():
+    from ansible._internal._datatag._tags import Origin
+    tag = Origin(path='/inventory/hosts.yml', line_num=3).tag
+    templated = tag({'connection': tag({'client_secret': tag('s3cr3t'), 'timeout': tag(12.5)}),
+                     'rotations': tag([tag({'app_name': tag('Billing_Sync')})]), 'verify_retries': tag(3),
+                     'revoke_previous': True, 'vault_id': None})
+    out = _rotation.plain(templated)
+    assert out == templated
+
+    def types(value):
+        if isinstance(value, dict):
+            return set([type(value)]).union(*[types(k) | types(v) for k, v in value.items()])
+        if isinstance(value, list):
+            return set([type(value)]).union(*[types(v) for v in value])
+        return {type(value)}
+    assert types(out) == {dict, list, str, float, int, bool, type(None)}
