@@ -126,7 +126,7 @@ class Http:
             body = json.dumps(json_body, allow_nan=False).encode('utf-8')
             all_headers['Content-Type'] = 'application/json'
         manager = self._manager(settings['proxy'], settings['verify'])
-        resp = manager.urlopen(method, url, body=body, headers=all_headers, redirect=False, retries=False,
+        resp = manager.request(method, url, body=body, headers=all_headers, redirect=False, retries=False,
                                timeout=urllib3.Timeout(connect=timeout, read=timeout), preload_content=True)
         return Response(resp.status, resp.headers, resp.data)
 

@@ -28,7 +28,7 @@ class ConnectProxy:
     def _accept(self):
         while True:
             try:
-                client, _ = self.sock.accept()
+                client = self.sock.accept()[0]
             except OSError:
                 return
             threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
@@ -52,7 +52,7 @@ class ConnectProxy:
         pair = {client: upstream, upstream: client}
         try:
             while True:
-                ready, _, _ = select.select(list(pair), [], [], 30)
+                ready = select.select(list(pair), [], [], 30)[0]
                 if not ready:
                     break
                 for sock in ready:
@@ -82,8 +82,8 @@ def _apps(esim, make_client):
     return client, run_usage_info(client, {})
 
 
-def test_https_proxy_of_the_environment_tunnels_every_call_and_tls_stays_end_to_end(esim, make_client, proxy,
-                                                                                        monkeypatch):
+def test_https_proxy_of_the_environment_tunnels_every_call_and_tls_stays_end_to_end(
+        esim, make_client, proxy, monkeypatch):
     for name in ('NO_PROXY', 'no_proxy', 'HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy'):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv('HTTPS_PROXY', proxy.url.replace('http://', 'http://ops:p%40ss@'))
