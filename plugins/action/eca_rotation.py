@@ -22,6 +22,7 @@ from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation import (
     VariablesCheck,
     first_error,
     invalid_org,
+    plain,
     rotation_argument_spec,
     run_fleet,
     run_org,
@@ -145,7 +146,7 @@ class ActionModule(ActionBase):
             # each variable is templated once per org: Jinja compiles a template string on every use
             if name not in rendered:
                 try:
-                    rendered[name] = templar.template(variables[name])
+                    rendered[name] = plain(templar.template(variables[name]))
                 except AnsibleUndefinedVariable as exc:
                     raise _BadVariable('variable %s: %s' % (name, exc.message))
                 except AnsibleError as exc:

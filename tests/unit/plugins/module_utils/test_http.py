@@ -4,6 +4,7 @@ settings, and the answer object the client reads."""
 import base64
 import select
 import socket
+import ssl
 import threading
 
 import pytest
@@ -155,3 +156,19 @@ def test_response_text_follows_the_declared_charset():
     assert Response(502, HTTPHeaderDict({'Content-Type': 'text/plain; charset=ISO-8859-1'}), body).text == '\u00e9chec'
     assert Response(502, HTTPHeaderDict({'Content-Type': 'text/plain; charset=nonsense'}), b'ok').text == 'ok'
     assert Response(502, HTTPHeaderDict(), b'\xff ok').text == '\ufffd ok'
+
+
+def test_without_ca_path_the_bundle_of_requests_is_trusted(esim, make_client, monkeypatch):
+    """validate_certs without ca_path: certifi's bundle, as requests uses it (the simulator's private CA is not in it),
+    or the bundle REQUESTS_CA_BUNDLE names."""
+    import requests.certs
+    from ansible_collections.sfdc.eca.plugins.module_utils._http import _tls_context
+    expected = ssl.create_default_context(cafile=requests.certs.where())
+    assert len(_tls_context(True).get_ca_certs()) == len(expected.get_ca_certs()) > 50
+    for name in ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE'):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(EcaTransportError) as info:
+        make_client(token=True, ca_path=None).list_apps()
+    assert 'TLS verification' in str(info.value)
+    monkeypatch.setenv('REQUESTS_CA_BUNDLE', esim.ca_path)
+    assert make_client(token=True, ca_path=None).list_apps()
