@@ -206,6 +206,8 @@ class EcaClient:
                 'TLS verification of %s failed (%s). Set ca_path to the PEM bundle of the CA that signed the '
                 "server's certificate; validate_certs: false disables the check (test servers only)."
                 % (host, _tls_reason(exc)), host=host)
+        except http_errors.ProxySchemeUnknown as exc:
+            raise EcaTransportError('The proxy of the environment cannot be used: %s.' % exc, host=host)
         except http_errors.ProxyError:
             raise _Transient('cannot reach %s through the proxy of the environment (HTTPS_PROXY)' % host, sent=False)
         except http_errors.NewConnectionError:

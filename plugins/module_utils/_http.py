@@ -21,6 +21,7 @@ import re
 import ssl
 import threading
 import traceback
+import warnings
 
 from ansible.module_utils.six.moves.urllib.parse import urlencode
 from ansible.module_utils.six.moves.urllib.request import getproxies
@@ -161,9 +162,12 @@ def _pool_manager(proxy, verify, context):
         proxy = 'http://' + proxy
     if proxy.lower().startswith('socks'):
         try:
-            from urllib3.contrib.socks import SOCKSProxyManager
+            with warnings.catch_warnings():
+                # urllib3 warns before it fails; the error below says what to install
+                warnings.simplefilter('ignore', errors.DependencyWarning)
+                from urllib3.contrib.socks import SOCKSProxyManager
         except ImportError:
-            raise errors.ProxySchemeUnknown('%s (a SOCKS proxy needs the Python package PySocks)' % proxy.split('://')[0])
+            raise errors.ProxySchemeUnknown('%s (a SOCKS proxy needs the Python package PySocks)' % proxy.split(':', 1)[0])
         username, password = requests.utils.get_auth_from_url(proxy)
         return SOCKSProxyManager(proxy, username=username or None, password=password or None, maxsize=10, **tls)
     username, password = requests.utils.get_auth_from_url(proxy)

@@ -172,3 +172,19 @@ def test_without_ca_path_the_bundle_of_requests_is_trusted(esim, make_client, mo
     assert 'TLS verification' in str(info.value)
     monkeypatch.setenv('REQUESTS_CA_BUNDLE', esim.ca_path)
     assert make_client(token=True, ca_path=None).list_apps()
+
+
+def test_a_socks_proxy_without_pysocks_is_refused_with_what_to_install(esim, make_client, monkeypatch):
+    try:
+        import socks  # noqa: F401  pylint: disable=unused-import
+        pytest.skip('PySocks is installed here')
+    except ImportError:
+        pass
+    monkeypatch.delenv('NO_PROXY', raising=False)
+    monkeypatch.delenv('no_proxy', raising=False)
+    monkeypatch.setenv('HTTPS_PROXY', 'socks5://ops:hunter2@127.0.0.1:1080')
+    with pytest.raises(EcaTransportError) as info:
+        make_client(token=True).list_apps()
+    message = str(info.value)
+    assert 'PySocks' in message and 'socks5' in message and 'hunter2' not in message
+    assert esim.requests('org01') == []
