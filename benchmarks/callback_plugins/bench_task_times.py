@@ -1,7 +1,7 @@
 """Benchmark helper: wall and CPU time of every task (first host start to last host end) and host results.
 
-CPU is the controller's own plus its reaped workers' (RUSAGE_SELF + RUSAGE_CHILDREN) between one
-task start and the next: robust against other load on the machine, unlike wall time.
+CPU is the controller's own plus its workers' (RUSAGE_SELF + RUSAGE_CHILDREN + the live workers' from /proc)
+between one task start and the next: robust against other load on the machine, unlike wall time.
 
 Enabled by benchmarks/run.py for the role scenario (ANSIBLE_CALLBACKS_ENABLED=bench_task_times);
 writes JSON to $BENCH_TASK_TIMES at the end of the run.
@@ -20,6 +20,22 @@ type: aggregate
 short_description: per-task wall time for the sfdc.eca benchmark
 description: Writes the wall time and per-host result counts of every task to $BENCH_TASK_TIMES.
 """
+
+
+def _live_children_cpu():
+    me, ticks, total = os.getpid(), os.sysconf("SC_CLK_TCK"), 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # after the command name: state ppid ... utime (14th field) stime (15th)
+        if int(fields[1]) == me:
+            total += (int(fields[11]) + int(fields[12])) / float(ticks)
+    return total
 
 
 class CallbackModule(CallbackBase):
@@ -44,11 +60,13 @@ class CallbackModule(CallbackBase):
 
     @staticmethod
     def _cpu():
+        """CPU so far of the controller and its workers: reaped ones (RUSAGE_CHILDREN) and live ones (/proc), so
+        that a worker's CPU counts for its task even when it is reaped later, during another task."""
         total = 0.0
         for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
             usage = resource.getrusage(who)
             total += usage.ru_utime + usage.ru_stime
-        return total
+        return total + _live_children_cpu()
 
     def _close(self):
         if self.current is not None:
