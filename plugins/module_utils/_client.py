@@ -513,6 +513,9 @@ def _json_or_none(resp):
 
 def _tls_reason(exc):
     text = str(exc)
+    match = re.search(r'cannot load the CA bundle [^()]*\([^()]*\)', text)
+    if match:
+        return match.group(0)
     match = re.search(r'certificate verify failed: ([^()\'"]+)', text)
     if match:
         return 'certificate verify failed: ' + match.group(1).strip().rstrip('.')

@@ -149,7 +149,11 @@ def _tls_context(verify):
     if verify is True:
         import requests.certs
         verify = requests.certs.where()
-    context.load_verify_locations(cafile=verify)
+    try:
+        # a directory of hashed certificates works too (REQUESTS_CA_BUNDLE may name one)
+        context.load_verify_locations(**{'capath' if os.path.isdir(verify) else 'cafile': verify})
+    except (OSError, ValueError) as exc:
+        raise errors.SSLError('cannot load the CA bundle %s (%s)' % (verify, getattr(exc, 'strerror', None) or type(exc).__name__))
     return context
 
 

@@ -188,3 +188,25 @@ def test_a_socks_proxy_without_pysocks_is_refused_with_what_to_install(esim, mak
     message = str(info.value)
     assert 'PySocks' in message and 'socks5' in message and 'hunter2' not in message
     assert esim.requests('org01') == []
+
+
+def test_a_ca_bundle_that_cannot_be_read_is_named(esim, make_client, monkeypatch, tmp_path):
+    missing = str(tmp_path / 'no-such-bundle.pem')
+    monkeypatch.setenv('REQUESTS_CA_BUNDLE', missing)
+    with pytest.raises(EcaTransportError) as info:
+        make_client(token=True, ca_path=None).list_apps()
+    assert 'cannot load the CA bundle %s' % missing in str(info.value)
+    assert esim.requests('org01') == []
+    # a directory of hashed certificates (c_rehash layout) is a bundle too
+    import shutil
+    import subprocess
+    if not shutil.which('openssl'):
+        pytest.skip('openssl names the hashed certificate file')
+    certs = tmp_path / 'certs'
+    certs.mkdir()
+    shutil.copy(esim.ca_path, str(certs / 'ca.pem'))
+    digest = subprocess.run(['openssl', 'x509', '-hash', '-noout', '-in', esim.ca_path], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    (certs / ('%s.0' % digest)).symlink_to(certs / 'ca.pem')
+    monkeypatch.setenv('REQUESTS_CA_BUNDLE', str(certs))
+    assert make_client(token=True, ca_path=None).list_apps()
