@@ -26,6 +26,7 @@ from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation import (
     rotation_argument_spec,
     run_fleet,
     run_org,
+    template_free,
     uses_tasks_files,
 )
 
@@ -146,7 +147,8 @@ class ActionModule(ActionBase):
             # each variable is templated once per org: Jinja compiles a template string on every use
             if name not in rendered:
                 try:
-                    rendered[name] = plain(templar.template(variables[name]))
+                    raw = variables[name]
+                    rendered[name] = plain(raw if template_free(raw) else templar.template(raw))
                 except AnsibleUndefinedVariable as exc:
                     raise _BadVariable('variable %s: %s' % (name, exc.message))
                 except AnsibleError as exc:

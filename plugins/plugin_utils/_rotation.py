@@ -570,6 +570,21 @@ def plain(value: t.Any) -> t.Any:
     return value
 
 
+def template_free(value: t.Any) -> bool:
+    """Whether ``value`` is plain data with no Jinja in it, which templating would return unchanged: the fleet
+    task then skips templating it (most of an org's variables are such data, and templating a nested
+    structure rebuilds it)."""
+    if isinstance(value, str):
+        return '{{' not in value and '{%' not in value and '{#' not in value
+    if value is None or isinstance(value, (bool, int, float)):
+        return True
+    if isinstance(value, dict):
+        return all(template_free(k) and template_free(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(template_free(v) for v in value)
+    return False  # e.g. a vault-encrypted value: templating decrypts it
+
+
 def run_fleet(jobs: t.Iterable[tuple[str, dict[str, t.Any]]], gate: dict[str, t.Any], check_mode: bool = False,
               workers: int = 25, **kw: t.Any) -> dict[str, dict[str, t.Any]]:
     """Rotate many orgs at once: ``run_org`` for each (org, params) in a pool of threads.

@@ -408,3 +408,15 @@ def test_plain_turns_templated_values_into_plain_ones_equal_to_them():
             return set([type(value)]).union(*[types(v) for v in value])
         return {type(value)}
     assert types(out) == {dict, list, str, float, int, bool, type(None)}
+
+
+def test_template_free_tells_plain_data_from_what_templating_would_change():
+    from ansible._internal._datatag._tags import Origin
+    from ansible.parsing.vault import EncryptedString
+    tag = Origin(path='/inventory/hosts.yml').tag
+    assert _rotation.template_free(tag({'instance_url': tag('https://x.my.salesforce.com'), 'timeout': 30,
+                                        'rotations': [{'app_name': 'A', 'deliver': {'vault_file': '/v/{org}.yml'}}],
+                                        'flag': True, 'none': None}))
+    for templated in ('{{ playbook_dir }}/state', '{% if x %}a{% endif %}', 'a {# note #}'):
+        assert not _rotation.template_free({'k': [templated]}), templated
+    assert not _rotation.template_free({'client_secret': EncryptedString(ciphertext='$ANSIBLE_VAULT;1.1;AES256\n00')})
