@@ -24,7 +24,7 @@ from ansible_collections.sfdc.eca.plugins.module_utils._errors import (
 )
 from ansible_collections.sfdc.eca.plugins.module_utils._retry import RetryPolicy, parse_retry_after
 
-from ansible_collections.sfdc.eca.plugins.module_utils._http import HAS_HTTP, HTTP_IMPORT_ERROR, Http
+from ansible_collections.sfdc.eca.plugins.module_utils._http import HAS_HTTP, HTTP_IMPORT_ERROR, Http, ProxyUnusable
 
 if HAS_HTTP:
     from urllib3 import exceptions as http_errors
@@ -206,10 +206,11 @@ class EcaClient:
                 'TLS verification of %s failed (%s). Set ca_path to the PEM bundle of the CA that signed the '
                 "server's certificate; validate_certs: false disables the check (test servers only)."
                 % (host, _tls_reason(exc)), host=host)
-        except http_errors.ProxySchemeUnknown as exc:
-            raise EcaTransportError('The proxy of the environment cannot be used: %s.' % exc, host=host)
-        except http_errors.ProxyError:
-            raise _Transient('cannot reach %s through the proxy of the environment (HTTPS_PROXY)' % host, sent=False)
+        except (ProxyUnusable, http_errors.ProxySchemeUnknown) as exc:
+            raise EcaTransportError('The proxy of the environment (HTTPS_PROXY) cannot be used: %s.'
+                                    % (exc if isinstance(exc, ProxyUnusable) else type(exc).__name__), host=host)
+        except http_errors.ProxyError as exc:
+            raise _proxy_failure(exc, host)
         except http_errors.NewConnectionError:
             raise _Transient('cannot connect to %s (connection refused or host unreachable)' % host, sent=False)
         except http_errors.ConnectTimeoutError:
@@ -509,6 +510,20 @@ def _json_or_none(resp):
         return resp.json()
     except ValueError:
         return None
+
+
+def _proxy_failure(exc, host):
+    """A ProxyError before the tunnel stood (proxy unreachable, tunnel refused) sent nothing; urllib3 also
+    reports a connection dropped after the request went through the tunnel as a ProxyError, and for a write
+    that one is ambiguous."""
+    original = getattr(exc, 'original_error', None)
+    text = str(original or '')
+    refused = re.search(r'Tunnel connection failed: [0-9]{3}[ A-Za-z-]*', text)
+    if isinstance(original, (http_errors.NewConnectionError, http_errors.ConnectTimeoutError)) or refused:
+        return _Transient('cannot reach %s through the proxy of the environment (HTTPS_PROXY%s)'
+                          % (host, ': ' + refused.group(0).strip() if refused else ''), sent=False)
+    return _Transient('the connection to %s through the proxy of the environment was reset or closed before an '
+                      'answer' % host, sent=True)
 
 
 def _tls_reason(exc):

@@ -21,7 +21,6 @@ import re
 import ssl
 import threading
 import traceback
-import warnings
 
 from ansible.module_utils.six.moves.urllib.parse import urlencode
 from ansible.module_utils.six.moves.urllib.request import getproxies
@@ -105,12 +104,13 @@ class Http:
             self.environment[key] = _tls_context(verify)
         return self.environment[key]
 
-    def _manager(self, proxy, verify):
-        key = (proxy, verify)
+    def _manager(self, proxy, verify, secure):
+        key = (proxy, verify, secure)
         with self._lock:
             manager = self._managers.get(key)
             if manager is None:
-                manager = self._managers[key] = _pool_manager(proxy, verify, self._tls(verify))
+                # plain http (allow_http, test servers only) needs no TLS context, so no CA bundle either
+                manager = self._managers[key] = _pool_manager(proxy, verify, self._tls(verify) if secure else None)
             return manager
 
     def request(self, method, url, host, verify, timeout, headers=None, params=None, data=None, json_body=None):
@@ -128,7 +128,7 @@ class Http:
         elif json_body is not None:
             body = json.dumps(json_body, allow_nan=False).encode('utf-8')
             all_headers['Content-Type'] = 'application/json'
-        manager = self._manager(settings['proxy'], settings['verify'])
+        manager = self._manager(settings['proxy'], settings['verify'], url.lower().startswith('https:'))
         resp = manager.request(method, url, body=body, headers=all_headers, redirect=False, retries=False,
                                timeout=urllib3.Timeout(connect=timeout, read=timeout), preload_content=True)
         return Response(resp.status, resp.headers, resp.data)
@@ -157,23 +157,27 @@ def _tls_context(verify):
     return context
 
 
+class ProxyUnusable(Exception):
+    """The environment names a proxy this client cannot use; the message names its scheme only."""
+
+
 def _pool_manager(proxy, verify, context):
-    tls = {'cert_reqs': 'CERT_NONE' if verify is False else 'CERT_REQUIRED', 'ssl_context': context}
+    tls = {}
+    if context is not None:
+        tls = {'cert_reqs': 'CERT_NONE' if verify is False else 'CERT_REQUIRED', 'ssl_context': context}
     if not proxy:
         return urllib3.PoolManager(maxsize=10, **tls)
     import requests.utils
     if '://' not in proxy:
         proxy = 'http://' + proxy
-    if proxy.lower().startswith('socks'):
-        try:
-            with warnings.catch_warnings():
-                # urllib3 warns before it fails; the error below says what to install
-                warnings.simplefilter('ignore', errors.DependencyWarning)
-                from urllib3.contrib.socks import SOCKSProxyManager
-        except ImportError:
-            raise errors.ProxySchemeUnknown('%s (a SOCKS proxy needs the Python package PySocks)' % proxy.split(':', 1)[0])
-        username, password = requests.utils.get_auth_from_url(proxy)
-        return SOCKSProxyManager(proxy, username=username or None, password=password or None, maxsize=10, **tls)
     username, password = requests.utils.get_auth_from_url(proxy)
+    if proxy.lower().startswith('socks'):
+        if importlib.util.find_spec('socks') is None:
+            raise ProxyUnusable('a %s proxy needs the Python package PySocks' % proxy.split(':', 1)[0])
+        from urllib3.contrib.socks import SOCKSProxyManager
+        return SOCKSProxyManager(proxy, username=username or None, password=password or None, maxsize=10, **tls)
     proxy_headers = urllib3.make_headers(proxy_basic_auth='%s:%s' % (username, password)) if username else None
+    if context is not None:
+        # an https:// proxy's own certificate is checked against the same CA bundle, as requests does
+        tls['proxy_ssl_context'] = context
     return urllib3.ProxyManager(proxy, proxy_headers=proxy_headers, maxsize=10, **tls)

@@ -127,6 +127,12 @@ def _read(path: str) -> str:
 class OrgRotation:
     """One org's rotation. ``settings`` are the role's options (see ``eca_rotation``'s documentation)."""
 
+    # How long the plan's reading of an empty staged slot stands in for reading it again before staging.
+    # A slot that fills in between makes the POST fail and the step decide again, except in the API variant
+    # where a POST replaces a Rotated credential: keeping this window short keeps that race as narrow as a
+    # read right before the POST would.
+    SLOT_FRESH_SECONDS = 2.0
+
     def __init__(self, org: str, connection: dict[str, t.Any], rotations: list[t.Any], settings: dict[str, t.Any],
                  check_mode: bool = False, operation: Operation = _in_process,
                  sleep: t.Callable[[float], None] = time.sleep, environment: dict[t.Any, t.Any] | None = None) -> None:
@@ -149,6 +155,7 @@ class OrgRotation:
         # every call of the org on one set of connections (one TLS handshake); it keeps no cookie or header,
         # so a pair under test never sends anything of the admin's
         self.http: t.Any = None
+        self.slots_read: dict[t.Any, float] = {}  # app_id -> when the plan read its consumers' staged slots
 
     # -- settings ----------------------------------------------------------------------------
 
@@ -226,8 +233,10 @@ class OrgRotation:
         if book.rotation_needs_listing(rotations):
             names = sorted(set(to_text(e.get('app_name')) for e in rotations if isinstance(e, dict) and e.get('app_name')))
             usage = self._call('eca_usage_info', self._api_args(name=names))
-        app_results = [self._call('eca_credential_info', self._api_args(app_id=app['app_id']), item=app)
-                       for app in book.rotation_apps(rotations, usage)]
+        app_results = []
+        for app in book.rotation_apps(rotations, usage):
+            app_results.append(self._call('eca_credential_info', self._api_args(app_id=app['app_id']), item=app))
+            self.slots_read[app['app_id']] = time.monotonic()
         items = book.rotation_plan(rotations, self.org, instance_url=self.instance_url, usage=usage,
                                    app_results=_loop(app_results), history=self._history(),
                                    options=self._plan_options(), token=self.token)
@@ -260,7 +269,9 @@ class OrgRotation:
             args = self._api_args(app_id=item['app_id'], consumer_id=item['consumer_id'], state='present',
                                   replace_rotated=item['replace_rotated'], return_secret=True)
             # the plan has just read this slot: when it was empty, stage without reading it again
-            known = {'known_slot': None} if item.get('slot_before') == 'empty' else {}
+            read = self.slots_read.get(item['app_id'])
+            fresh = read is not None and time.monotonic() - read < self.SLOT_FRESH_SECONDS
+            known = {'known_slot': None} if fresh and item.get('slot_before') == 'empty' else {}
             out.append(self._call('eca_staged_credential', args, item=item, **known))
         self.results['stage'] = _loop(out)
 
@@ -561,7 +572,7 @@ def plain(value: t.Any) -> t.Any:
     if kind in (str, int, float, bool) or value is None:
         return value
     if isinstance(value, dict):
-        return dict((plain(k), plain(v)) for k, v in value.items())
+        return dict((plain(k) if isinstance(k, (str, int, float)) else k, plain(v)) for k, v in value.items())
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     for base in (str, int, float):

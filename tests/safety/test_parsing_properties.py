@@ -10,7 +10,7 @@ import json
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from urllib3 import HTTPHeaderDict
+from urllib3._collections import HTTPHeaderDict
 
 from ansible_collections.sfdc.eca.plugins.module_utils._auth import AccessTokenAuth, ClientCredentialsAuth
 from ansible_collections.sfdc.eca.plugins.module_utils._client import EcaClient, normalize_staged, staged_from_body

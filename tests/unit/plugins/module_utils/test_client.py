@@ -3,7 +3,7 @@
 import time
 
 import pytest
-from urllib3 import HTTPHeaderDict
+from urllib3._collections import HTTPHeaderDict
 
 from ansible_collections.sfdc.eca.plugins.module_utils._client import (
     EcaClient,

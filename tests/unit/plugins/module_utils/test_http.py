@@ -8,9 +8,9 @@ import ssl
 import threading
 
 import pytest
-from urllib3 import HTTPHeaderDict
+from urllib3._collections import HTTPHeaderDict
 
-from ansible_collections.sfdc.eca.plugins.module_utils._errors import EcaTransportError
+from ansible_collections.sfdc.eca.plugins.module_utils._errors import EcaAmbiguousWrite, EcaTransportError
 from ansible_collections.sfdc.eca.plugins.module_utils._http import Http, Response
 from ansible_collections.sfdc.eca.plugins.module_utils._operations import run_usage_info
 
@@ -18,7 +18,8 @@ from ansible_collections.sfdc.eca.plugins.module_utils._operations import run_us
 class ConnectProxy:
     """A loopback HTTP proxy that tunnels CONNECT requests and records each one's target and headers (lower-case)."""
 
-    def __init__(self):
+    def __init__(self, refuse=None):
+        self.refuse = refuse  # e.g. b'407 Proxy Authentication Required': answer CONNECT with it
         self.connects = []
         self.sock = socket.socket()
         self.sock.bind(('127.0.0.1', 0))
@@ -47,6 +48,10 @@ class ConnectProxy:
         headers = dict(line.split(': ', 1) for line in lines[1:] if ': ' in line)
         headers = dict((k.lower(), v) for k, v in headers.items())
         self.connects.append({'method': method, 'target': target, 'headers': headers})
+        if self.refuse:
+            client.sendall(b'HTTP/1.1 ' + self.refuse + b'\r\nContent-Length: 0\r\n\r\n')
+            client.close()
+            return
         host, port = target.rsplit(':', 1)
         upstream = socket.create_connection((host, int(port)))
         client.sendall(b'HTTP/1.1 200 Connection established\r\n\r\n')
@@ -71,6 +76,17 @@ class ConnectProxy:
         self.sock.close()
 
 
+PROXY_VARIABLES = ('HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy', 'NO_PROXY',
+                   'no_proxy')
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_of_the_machine(monkeypatch):
+    """Each test sets the proxy variables it means (lower case ones win over upper case in urllib)."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def proxy():
     server = ConnectProxy()
@@ -85,8 +101,6 @@ def _apps(esim, make_client):
 
 def test_https_proxy_of_the_environment_tunnels_every_call_and_tls_stays_end_to_end(
         esim, make_client, proxy, monkeypatch):
-    for name in ('NO_PROXY', 'no_proxy', 'HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy'):
-        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv('HTTPS_PROXY', proxy.url.replace('http://', 'http://ops:p%40ss@'))
     client, result = _apps(esim, make_client)
     host = esim.orgs['org01'].instance_url.split('://')[1]
@@ -96,6 +110,32 @@ def test_https_proxy_of_the_environment_tunnels_every_call_and_tls_stays_end_to_
     assert proxy.connects[0]['headers']['proxy-authorization'] == 'Basic ' + base64.b64encode(b'ops:p@ss').decode()
     assert {a['developer_name'] for a in result['apps']} >= {'Billing_Sync'}
     assert esim.counts('org01') == {'GET usage': 1}
+
+
+def test_a_write_dropped_after_it_went_through_the_proxy_is_ambiguous_not_retried(esim, make_client, proxy,
+                                                                                   monkeypatch):
+    """urllib3 reports a connection closed after the request as a ProxyError too: the write may have happened."""
+    monkeypatch.setenv('HTTPS_PROXY', proxy.url)
+    app = esim.orgs['org01'].app('Billing_Sync')
+    esim.add_fault('org01', 'crash_after_write', method='POST', endpoint='staged', times=1)
+    with pytest.raises(EcaAmbiguousWrite) as info:
+        make_client(token=True).stage(app.id, app.consumer('Billing').id)
+    assert 'through the proxy' in str(info.value)
+    assert esim.counts('org01') == {'POST staged': 1}, 'sent once, not retried'
+    assert app.consumer('Billing').staged['state'] == 'Active'
+
+
+def test_a_tunnel_the_proxy_refuses_is_named_with_its_status(esim, make_client, monkeypatch):
+    refusing = ConnectProxy(refuse=b'407 Proxy Authentication Required')
+    try:
+        monkeypatch.setenv('HTTPS_PROXY', refusing.url)
+        with pytest.raises(EcaTransportError) as info:
+            make_client(token=True, max_retries=1).list_apps()
+    finally:
+        refusing.close()
+    assert 'Tunnel connection failed: 407 Proxy Authentication Required' in str(info.value)
+    assert len(refusing.connects) == 2, 'refused before anything was sent: retried'
+    assert esim.requests('org01') == []
 
 
 def test_no_proxy_sends_the_calls_directly(esim, make_client, proxy, monkeypatch):
@@ -110,8 +150,6 @@ def test_a_proxy_that_cannot_be_reached_is_named_in_the_error(esim, make_client,
     dead.bind(('127.0.0.1', 0))
     port = dead.getsockname()[1]
     dead.close()  # nothing listens there now
-    monkeypatch.delenv('NO_PROXY', raising=False)
-    monkeypatch.delenv('no_proxy', raising=False)
     monkeypatch.setenv('HTTPS_PROXY', 'http://127.0.0.1:%d' % port)
     with pytest.raises(EcaTransportError) as info:
         make_client(token=True, max_retries=1).list_apps()
@@ -120,8 +158,6 @@ def test_a_proxy_that_cannot_be_reached_is_named_in_the_error(esim, make_client,
 
 
 def test_the_environment_is_read_once_per_host_and_ca_setting(esim, make_client, monkeypatch):
-    for name in ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy'):
-        monkeypatch.delenv(name, raising=False)
     client = make_client(token=True)
     http = client.http = Http()
     client.list_apps()
@@ -180,8 +216,6 @@ def test_a_socks_proxy_without_pysocks_is_refused_with_what_to_install(esim, mak
         pytest.skip('PySocks is installed here')
     except ImportError:
         pass
-    monkeypatch.delenv('NO_PROXY', raising=False)
-    monkeypatch.delenv('no_proxy', raising=False)
     monkeypatch.setenv('HTTPS_PROXY', 'socks5://ops:hunter2@127.0.0.1:1080')
     with pytest.raises(EcaTransportError) as info:
         make_client(token=True).list_apps()

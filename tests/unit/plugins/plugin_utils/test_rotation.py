@@ -420,3 +420,41 @@ def test_template_free_tells_plain_data_from_what_templating_would_change():
     for templated in ('{{ playbook_dir }}/state', '{% if x %}a{% endif %}', 'a {# note #}'):
         assert not _rotation.template_free({'k': [templated]}), templated
     assert not _rotation.template_free({'client_secret': EncryptedString(ciphertext='$ANSIBLE_VAULT;1.1;AES256\n00')})
+
+
+def test_a_plan_read_that_is_no_longer_fresh_is_read_again_before_staging(esim, org, tmp_path):
+    """The plan found the slot empty, but by the time staging starts the read is older than SLOT_FRESH_SECONDS
+    and another tool has rotated the consumer meanwhile: staging reads the slot again and refuses the Rotated
+    pair (in the API variant where a POST would silently replace it, revoking a key that may still be in use)."""
+    esim.set_variants('org01', post_over_rotated='replace')
+    connection, settings = org()
+    run_ = _rotation.OrgRotation('org01', connection, [{'app_name': 'Billing_Sync', 'deliver': deliver_to(tmp_path)}],
+                                 settings, sleep=Sleeps())
+    try:
+        run_.items = run_.plan(run_.rotations)
+        assert [i['plan'] for i in run_.items] == ['rotate']
+        consumer = esim.orgs['org01'].app('Billing_Sync').consumer('Billing')
+        rotated = consumer.set_staged('Rotated')
+        run_.SLOT_FRESH_SECONDS = 0
+        esim.reset_log()
+        run_.stage()
+    finally:
+        run_.close()
+    [result] = run_.results['stage']['results']
+    assert result.get('failed') and 'replace_rotated' in result['msg']
+    assert consumer.staged == rotated and esim.authenticates('org01', rotated['key'], rotated['secret'])
+    assert esim.counts('org01') == {'GET staged': 1}
+
+
+def test_a_fresh_plan_read_of_an_empty_slot_is_not_repeated(esim, org, tmp_path):
+    connection, settings = org()
+    run_ = _rotation.OrgRotation('org01', connection, [{'app_name': 'Billing_Sync', 'deliver': deliver_to(tmp_path)}],
+                                 settings, sleep=Sleeps())
+    try:
+        run_.items = run_.plan(run_.rotations)
+        esim.reset_log()
+        run_.stage()
+    finally:
+        run_.close()
+    assert run_.results['stage']['results'][0]['action'] == 'staged'
+    assert esim.counts('org01') == {'POST staged': 1}
