@@ -112,8 +112,8 @@ def test_https_proxy_of_the_environment_tunnels_every_call_and_tls_stays_end_to_
     assert esim.counts('org01') == {'GET usage': 1}
 
 
-def test_a_write_dropped_after_it_went_through_the_proxy_is_ambiguous_not_retried(esim, make_client, proxy,
-                                                                                   monkeypatch):
+def test_a_write_dropped_after_it_went_through_the_proxy_is_ambiguous_not_retried(
+        esim, make_client, proxy, monkeypatch):
     """urllib3 reports a connection closed after the request as a ProxyError too: the write may have happened."""
     monkeypatch.setenv('HTTPS_PROXY', proxy.url)
     app = esim.orgs['org01'].app('Billing_Sync')
