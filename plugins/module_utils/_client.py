@@ -24,14 +24,10 @@ from ansible_collections.sfdc.eca.plugins.module_utils._errors import (
 )
 from ansible_collections.sfdc.eca.plugins.module_utils._retry import RetryPolicy, parse_retry_after
 
-from ansible_collections.sfdc.eca.plugins.module_utils._http import HAS_HTTP, HTTP_IMPORT_ERROR, Http, ProxyUnusable
+from ansible_collections.sfdc.eca.plugins.module_utils._http import HAS_REQUESTS, Http, ProxyUnusable
 
-if HAS_HTTP:
+if HAS_REQUESTS:
     from urllib3 import exceptions as http_errors
-
-# requests is the package to install: it brings urllib3 and the CA bundle and proxy rules the client uses
-HAS_REQUESTS = HAS_HTTP
-REQUESTS_IMPORT_ERROR = HTTP_IMPORT_ERROR
 
 API_VERSION_RE = re.compile(r'^[0-9]{2}\.[0-9]$')
 SETTING_NAME = ("'Allow access to External Client App consumer secrets via REST API' "

@@ -99,7 +99,7 @@ def build_client(params, http=None, sleep=None, random=None):
 def execute(module, run):
     """Run an operation for a module: build the client, call ``run``, turn EcaError into one fail_json."""
     from ansible.module_utils.basic import missing_required_lib
-    from ansible_collections.sfdc.eca.plugins.module_utils._client import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
+    from ansible_collections.sfdc.eca.plugins.module_utils._http import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
     from ansible_collections.sfdc.eca.plugins.module_utils._errors import EcaError
 
     if not HAS_REQUESTS:

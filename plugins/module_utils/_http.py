@@ -30,11 +30,11 @@ try:
     import urllib3.util.ssl_
     from urllib3 import exceptions as errors
     # requests itself is imported only when its CA bundle or proxy rules are needed (~20 ms per process)
-    HAS_HTTP = importlib.util.find_spec('requests') is not None
-    HTTP_IMPORT_ERROR = None if HAS_HTTP else 'ImportError: No module named requests'
+    HAS_REQUESTS = importlib.util.find_spec('requests') is not None
+    REQUESTS_IMPORT_ERROR = None if HAS_REQUESTS else 'ImportError: No module named requests'
 except ImportError:
-    HAS_HTTP = False
-    HTTP_IMPORT_ERROR = traceback.format_exc()
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = traceback.format_exc()
 
 CHARSET_RE = re.compile(r'charset=["\']?([\w.:-]+)', re.I)
 HEADERS = {'User-Agent': 'sfdc.eca', 'Accept-Encoding': 'gzip, deflate'}

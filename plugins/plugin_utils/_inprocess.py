@@ -34,11 +34,11 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
 
 # Imported at load time on purpose: ansible loads action plugins in the controller's main
-# process, so requests and the client are imported once and every forked worker inherits them
-# (importing them per task would cost ~0.1 s CPU each). _client imports without requests.
-from ansible_collections.sfdc.eca.plugins.module_utils._client import HAS_REQUESTS
+# process, so urllib3 and the client are imported once and every forked worker inherits them
+# (importing them per task would cost ~0.1 s CPU each). _http imports without requests.
 from ansible_collections.sfdc.eca.plugins.module_utils._common import build_client
 from ansible_collections.sfdc.eca.plugins.module_utils._errors import EcaError
+from ansible_collections.sfdc.eca.plugins.module_utils._http import HAS_REQUESTS
 
 IN_PROCESS_ENV = 'SFDC_ECA_IN_PROCESS'
 LOCAL_TRANSPORTS = frozenset(('local', 'ansible.builtin.local', 'ansible.legacy.local'))
