@@ -1,178 +1,175 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) sfdc.eca maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""sfdc.eca.eca_rotation: the rotation of one org in one task, or of many orgs (``orgs``) in one task.
+"""sfdc.eca.eca_rotation: the rotation of many orgs (or one) in one task on the controller.
 
-See plugin_utils/_rotation.py. Like set_fact, it never uses the host's connection: an org is not a
-machine, and the delivery files and the history live on the controller.
+The engine is plugins/plugin_utils/_rotation_*.py; this action resolves each org's options, applies the
+canary gate and hands the orgs to the engine. Three calls make a rotation:
+
+- the first (``orgs``) runs every org up to its promotion, or, for an org with tasks files, up to them:
+  those orgs are listed in ``tasks_file_orgs`` and their tasks files in ``handoff`` (no_log data);
+- after the role ran those tasks files, a second call with ``handoff`` (the first call's result) finishes them;
+- ``failed_task`` records an unexpected failure of the role's tasks (its rescue).
 """
 
 from __future__ import annotations
 
-from ansible import context
-from ansible.errors import AnsibleActionFail, AnsibleError, AnsibleUndefinedVariable
+import os
+import secrets
+
+from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.plugins.action import ActionBase
 
-from ansible_collections.sfdc.eca.plugins.filter import rotation as book
+from ansible_collections.sfdc.eca.plugins.plugin_utils._fleet_action import FleetAction
 from ansible_collections.sfdc.eca.plugins.plugin_utils._inprocess import _environment, task_environment
-from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation import (
-    FLEET_OPTIONS,
-    NOT_IN_FLEET,
+from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_fleet import (
+    OPEN,
+    Claims,
     VariablesCheck,
-    first_error,
-    invalid_org,
-    plain,
-    rotation_argument_spec,
+    finish_fleet,
+    refused_org,
     run_fleet,
-    run_org,
-    template_free,
-    uses_tasks_files,
+    unexpected,
 )
+from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_options import org_spec, task_spec
+
+FAILED_STEPS_VAR = '_sfdc_eca_failed_steps'
+STEPS_DONE_VAR = '_sfdc_eca_steps_done'
 
 
-class _BadVariable(Exception):
-    """An org's variable that cannot be templated (the org fails, the others go on)."""
-
-
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
-    _supports_check_mode = True
+class ActionModule(FleetAction):
+    ORG_SPEC = staticmethod(org_spec)
+    RESULT_VAR = 'sfdc_eca_rotation'
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         del tmp
-        fleet = 'orgs' in self._task.args
-        _validation, params = self.validate_argument_spec(argument_spec=rotation_argument_spec(fleet=fleet))
-        check_mode = bool(self._task.check_mode)
-        if fleet:
-            result.update(self._run_fleet(params, task_vars, check_mode))
-            return result
-        org = params.get('org') or task_vars.get('inventory_hostname')
-        if not org:
-            raise AnsibleActionFail('sfdc.eca.eca_rotation needs org (the inventory host name by default).')
-        gate = {'run': True, 'canary': False, 'reason': ''}
-        if params['canary_gate'] and not params.get('handoff'):
-            gate = self._gate(task_vars, params['max_fail_percentage'])
-        with _environment(task_environment(self)):
-            outcome = run_org(params, org, gate, check_mode=check_mode)
-        self._show_plan(org, outcome, check_mode)
-        result.update(outcome)
-        if 'handoff' in outcome:
+        _validation, params = self.validate_argument_spec(argument_spec=task_spec())
+        previous = params.get('handoff')
+        if previous is not None and not isinstance(previous.get('orgs'), dict):
+            raise AnsibleActionFail('handoff must be the registered result of the first sfdc.eca.eca_rotation task')
+        if params.get('failed_task') is not None:
+            result.update(self._unexpected(params, task_vars, previous or {}))
+        elif previous is not None:
+            result.update(self._finish(params, task_vars, previous))
+        else:
+            result.update(self._rotate(params, task_vars))
+        if params.get('orgs') is None and len(result.get('orgs') or {}) == 1:
+            # one org (this host's): its result also at the top, as a module for one org would return it
+            for key, value in next(iter(result['orgs'].values())).items():
+                if key not in ('changed', 'api_calls'):
+                    result.setdefault(key, value)
+        if result.get('handoff'):
             result['_ansible_no_log'] = True
         return result
 
-    def _gate(self, task_vars, max_fail_percentage):
-        return book.canary_gate(task_vars.get('ansible_play_hosts_all'), task_vars.get('hostvars'),
-                                task_vars.get('ansible_play_batch'), max_fail_percentage)
+    # -- options of each org -------------------------------------------------------------------------
 
-    def _show_plan(self, org, outcome, check_mode):
-        for line in outcome.get('plan') or []:
-            # the plan is what --check is for: show it without -v
-            (self._display.display if check_mode else self._display.v)('%s: %s' % (org, line))
-
-    # -- many orgs in one task -------------------------------------------------------------------
-
-    def _run_fleet(self, params, task_vars, check_mode):
-        """Each org's options: this task's, updated with the variables ``org_options`` names, as the org's
-        host sees them (role defaults, inventory, play and extra vars, each in its precedence)."""
-        orgs = list(dict.fromkeys(str(org) for org in params['orgs']))  # an org given twice is rotated once
-        common = dict((k, v) for k, v in params.items() if k not in FLEET_OPTIONS)
-        spec = rotation_argument_spec()
-        per_org = set(spec) - set(NOT_IN_FLEET) - {'canary_gate'}
-        unknown = sorted(set(params['org_options']) - per_org)
-        names = params['org_options'].values()
-        if not all(isinstance(name, str) and name for name in names):
-            raise AnsibleActionFail('org_options: each value must be the name of a variable, got %s' % ', '.join(
-                repr(name) for name in names if not (isinstance(name, str) and name)))
-        if unknown:
-            raise AnsibleActionFail('org_options: %s %s not an option each org of sfdc.eca.eca_rotation may set; valid: %s'
-                                    % (', '.join(unknown), 'is' if len(unknown) == 1 else 'are', ', '.join(sorted(per_org))))
-        validators = (VariablesCheck(params['org_variables_spec']), ArgumentSpecValidator(spec), params['org_options'])
-        jobs, outcomes, tasks_file_orgs = [], {}, []
-        # every org's options first: resolving them in this thread while the pool runs would starve it
-        for org in orgs:
-            problem, org_params = self._org_params(self._org_variables(org, task_vars), common, validators)
+    def _options(self, orgs, params, task_vars):
+        """orgs: {org: host}. -> ({org: options}, {org: refused result}); a refused org is named in a warning."""
+        check, validator = VariablesCheck(), ArgumentSpecValidator(org_spec())
+        options, refused = {}, {}
+        for org, host in orgs.items():
+            problem, org_options = self.org_options(params, self.org_variables(host, task_vars), check, validator)
             if problem:
-                outcomes[org] = invalid_org(org, org_params, problem)
+                refused[org] = refused_org(org, org_options, problem)
                 self._display.warning('%s: %s' % (org, problem))
-            elif uses_tasks_files(org_params):
-                tasks_file_orgs.append(org)
             else:
-                jobs.append((org, org_params))
-        gate = {'run': True, 'canary': False, 'reason': ''}
+                options[org] = org_options
+        return options, refused
+
+    def _show(self, outcomes, check_mode):
+        for org, outcome in outcomes.items():
+            for line in outcome.get('plan') or []:
+                # the plan is what --check is for: show it without -v
+                (self._display.display if check_mode else self._display.v)('%s: %s' % (org, line))
+            for warning in outcome.pop('warnings', None) or []:
+                self._display.warning('%s: %s' % (org, warning))
+
+    # -- the first call ------------------------------------------------------------------------------
+
+    def _claims(self, options, check_mode):
+        """Targets claimed in this run: across the batches of the play (marker files), except in check mode."""
+        if check_mode or not options:
+            return Claims()
+        state_dir = next(iter(options.values())).get('state_dir') or '.'
+        play = self._task.get_play()
+        run = getattr(play, '_uuid', None) or str(os.getppid())
+        return Claims(os.path.join(state_dir, '.claims', run))
+
+    def _rotate(self, params, task_vars):
+        check_mode = bool(self._task.check_mode)
+        orgs = self._orgs(params, task_vars)
+        options, outcomes = self._options(orgs, params, task_vars)
+        gate = dict(OPEN)
         if params['canary_gate']:
-            # one gate for the batch; max_fail_percentage is the first valid org's (a play-wide setting)
-            gate = self._gate(task_vars, jobs[0][1]['max_fail_percentage'] if jobs else params['max_fail_percentage'])
+            first = next(iter(options.values()), {})
+            gate = self.gate(task_vars, first.get('max_fail_percentage', 100))
         for outcome in outcomes.values():
             # an org refused for its options still fails the canary batch it is in
             outcome['canary'] = bool(gate.get('canary'))
-        workers = params.get('workers') or context.CLIARGS.get('forks') or 5
+        jobs = [(org, options[org]) for org in orgs if org in options]
         with _environment(task_environment(self)):
-            outcomes.update(run_fleet(jobs, gate, check_mode=check_mode, workers=min(workers, len(orgs) or 1)))
-        for org in orgs:
-            if org in outcomes:
-                self._show_plan(org, outcomes[org], check_mode)
-                if outcomes[org].pop('handoff', None) is not None:
-                    # cannot happen (uses_tasks_files sends such orgs to their hosts); never keep a secret here
-                    outcomes[org] = invalid_org(org, {}, 'the rotation of this org waits for tasks files, which the '
-                                                'batch task cannot run: rerun it with sfdc_eca_task_per_org=true')
-        return {
+            outcomes.update(run_fleet(jobs, gate, check_mode=check_mode, workers=self._workers(params, len(jobs)),
+                                      claims=self._claims(options, check_mode)))
+        handoff = dict((org, outcomes[org].pop('handoff')) for org in orgs if 'handoff' in outcomes.get(org, {}))
+        self._show(outcomes, check_mode)
+        out = {
             'changed': any(o.get('changed') for o in outcomes.values()),
             'orgs': dict((org, outcomes[org]) for org in orgs if org in outcomes),
-            'tasks_file_orgs': tasks_file_orgs,
+            'tasks_file_orgs': list(handoff),
             'api_calls': sum(int(o.get('api_calls') or 0) for o in outcomes.values()),
         }
+        if handoff:
+            out['handoff'] = handoff
+            out['run_id'] = secrets.token_hex(8)
+        return out
 
-    def _org_variables(self, org, task_vars):
-        """The variables a task of this play would see on the org's host."""
-        manager = self._task.get_variable_manager()
-        inventory = getattr(manager, '_inventory', None)
-        host = inventory.get_host(org) if inventory is not None else None
-        if host is None:
-            raise AnsibleActionFail("orgs: '%s' is not a host of the inventory: give inventory host names "
-                                    "(such as ansible_play_batch)" % org)
-        return manager.get_vars(play=self._task.get_play(), host=host, task=self._task,
-                                _hosts=task_vars.get('ansible_play_hosts'),
-                                _hosts_all=task_vars.get('ansible_play_hosts_all'))
+    # -- after the tasks files -----------------------------------------------------------------------
 
-    def _org_params(self, variables, common, validators):
-        """-> (problem or None, the org's options); ``problem`` names the org's bad variable or option."""
-        templar = self._templar.copy_with_new_env(available_variables=variables)
-        rendered = {}
+    def _finish(self, params, task_vars, previous):
+        handoff = previous.get('handoff') or {}
+        named = self._orgs(params, task_vars) if params.get('orgs') is not None or params.get('org') else {}
+        orgs = dict((org, named.get(org, org)) for org in handoff if not named or org in named)
+        options, refused = self._options(orgs, params, task_vars)
+        jobs = []
+        for org, host in orgs.items():
+            if org not in options:
+                continue
+            variables = self.org_variables(host, task_vars)
+            value = self.templated(variables)
+            failed = value(FAILED_STEPS_VAR) if FAILED_STEPS_VAR in variables else {}
+            ran = STEPS_DONE_VAR in variables and value(STEPS_DONE_VAR) == previous.get('run_id')
+            jobs.append((org, options[org], dict(handoff[org], canary=previous['orgs'].get(org, {}).get('canary')),
+                         failed if isinstance(failed, dict) else {}, ran))
+        with _environment(task_environment(self)):
+            outcomes = finish_fleet(jobs, workers=self._workers(params, len(jobs)))
+        outcomes.update(refused)
+        for org, outcome in outcomes.items():
+            outcome['canary'] = bool(previous['orgs'].get(org, {}).get('canary'))
+        self._show(outcomes, False)
+        merged = dict(previous['orgs'])
+        merged.update(outcomes)
+        return {
+            'changed': bool(previous.get('changed')) or any(o.get('changed') for o in outcomes.values()),
+            'orgs': merged,
+            'tasks_file_orgs': [],
+            'api_calls': sum(int(o.get('api_calls') or 0) for o in merged.values()),
+        }
 
-        def value(name):
-            # each variable is templated once per org: Jinja compiles a template string on every use
-            if name not in rendered:
-                try:
-                    raw = variables[name]
-                    rendered[name] = plain(raw if template_free(raw) else templar.template(raw))
-                except AnsibleUndefinedVariable as exc:
-                    raise _BadVariable('variable %s: %s' % (name, exc.message))
-                except AnsibleError as exc:
-                    # other template errors (a filter's) may quote the value, which may be a secret
-                    raise _BadVariable('variable %s cannot be templated (%s)' % (name, type(exc).__name__))
-            return rendered[name]
+    # -- the role's rescue ---------------------------------------------------------------------------
 
-        try:
-            return self._org_options(value, variables, common, validators)
-        except _BadVariable as exc:
-            return str(exc), dict(common)
-
-    @staticmethod
-    def _org_options(value, variables, common, validators):
-        variables_check, options_spec, org_options = validators
-        merged = dict(common)
-        for option, name in org_options.items():
-            if name in variables:
-                merged[option] = value(name)
-        problem = variables_check.problem(value, variables)
-        if problem:
-            # the org's rows still name its apps and consumers
-            return 'invalid variable: %s' % problem, merged
-        validated = options_spec.validate(merged)
-        if validated.error_messages:
-            return 'invalid option: %s' % first_error(validated), merged
-        return None, validated.validated_parameters
+    def _unexpected(self, params, task_vars, previous):
+        handoff = previous.get('handoff') or {}
+        outcomes = {}
+        for org, host in self._orgs(params, task_vars).items():
+            earlier = (previous.get('orgs') or {}).get(org) or {}
+            gate = {'canary': earlier.get('canary')}
+            if earlier and org not in handoff and earlier.get('records'):
+                outcomes[org] = earlier
+                continue
+            problem, org_options = self.org_options({}, self.org_variables(host, task_vars), None,
+                                                    ArgumentSpecValidator(org_spec()))
+            outcomes[org] = unexpected(org, org_options, handoff.get(org), params['failed_task'], gate)
+        return {'changed': False, 'orgs': outcomes, 'tasks_file_orgs': [], 'api_calls': 0}

@@ -359,7 +359,10 @@ UNREAD = object()
 def run_staged_credential(client, params, check_mode=False, diff=False, known_slot=UNREAD):
     """known_slot: the staged credential as the caller read it a moment ago (None: nothing staged), so that it
     is not read a second time. Only in-process callers that have just read it pass it; a stage refused because
-    the slot is not empty after all falls back to reading it and deciding again."""
+    the slot is not empty after all falls back to reading it and deciding again.
+
+    params['expect_key'] (in-process callers only, not a module option): with state rotated or absent, act only
+    on the staged pair with this key; a slot that holds another pair is left alone."""
     try:
         return _run_staged_credential(client, params, check_mode, diff, known_slot)
     except EcaNotFoundError as exc:
@@ -437,6 +440,10 @@ def _run_staged_credential(client, params, check_mode, diff, known_slot=UNREAD):
                     return _run_staged_credential(client, params, check_mode, diff)
                 staged_by_run = True
     elif state == 'rotated':
+        expect_key = params.get('expect_key')
+        if expect_key and previous_state == 'Active' and staged.get('key') != expect_key:
+            raise EcaStateError('The staged slot of %s holds the pair %s, not the pair %s that was to be promoted: '
+                                'nothing was promoted.' % (label, key_suffix(staged.get('key')), key_suffix(expect_key)))
         if staged is None:
             raise EcaStateError('Nothing is staged for %s, so there is nothing to promote: run state: present first, '
                                 'deliver the new credential, then state: rotated.' % label)
@@ -464,6 +471,10 @@ def _run_staged_credential(client, params, check_mode, diff, known_slot=UNREAD):
             raise EcaStateError("The staged slot of %s is in state '%s', which this module does not know; nothing was changed."
                                 % (label, previous_state))
     else:
+        expect_key = params.get('expect_key')
+        if staged is not None and expect_key and staged.get('key') != expect_key:
+            # the pair to delete is gone; what the slot holds now is another one, left alone
+            staged = None
         if staged is not None:
             action = 'deleted'
             if not check_mode:

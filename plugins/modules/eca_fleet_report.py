@@ -29,10 +29,18 @@ attributes:
     description: The report is new each run.
 options:
   rows:
-    description: The report rows (the C(records) of M(sfdc.eca.eca_rotation), or the audit rows).
+    description:
+      - The report rows. Without it, each host of O(hosts) gives its rows from its registered O(results_var) (the result
+        of M(sfdc.eca.eca_rotation) or M(sfdc.eca.eca_audit)); a host without one gets a failed row.
     type: list
     elements: dict
-    required: true
+  hosts:
+    description: The hosts whose rows are collected. Default the play's hosts (C(ansible_play_hosts_all)).
+    type: list
+    elements: str
+  results_var:
+    description: The host variable holding each org's registered result. Default C(sfdc_eca_rotation) or C(sfdc_eca_audit).
+    type: str
   kind:
     description: Which report.
     type: str
@@ -49,12 +57,15 @@ options:
     description: The rows are a plan (C(--check)); the report says so and the history is not updated.
     type: bool
     default: false
+  max_rows:
+    description: Rows needing attention (failed, blocked, not run) in RV(summary).
+    type: int
+    default: 20
 '''
 
 EXAMPLES = r'''
 - name: Write the report of the orgs of this play
   sfdc.eca.eca_fleet_report:
-    rows: "{{ ansible_play_hosts_all | sfdc.eca.collect_records(hostvars, 'sfdc_eca_rotation') }}"
     report_dir: /var/lib/sfdc_eca/report
   run_once: true
   register: fleet_report
@@ -71,11 +82,25 @@ report:
     totals: {rotated: 10, failed: 0, orgs: 6, consumers: 11}
     rows: []
 failed_orgs:
-  description: The orgs with a failed row, in the order of the rows (for example to fail those hosts afterwards).
+  description: The orgs with a failed row, in the order of the rows, each with its failed C(app/consumer) names.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{org: prod-us, consumers: [Billing_Sync/Billing]}]
+stats:
+  description: The totals as numbers, for C(ansible.builtin.set_stats).
+  returned: success
+  type: dict
+  sample: {rotated: 10, failed: 0, orgs: 6, consumers: 11}
+summary:
+  description: A few lines for the console - totals, then the rows needing attention (at most O(max_rows)).
   returned: success
   type: list
   elements: str
-  sample: [prod-us]
+report_html:
+  description: The path of the HTML report.
+  returned: success
+  type: str
 files:
   description: The files written.
   returned: success

@@ -9,25 +9,25 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 module: eca_rotation
-short_description: Rotate the External Client App credentials of one org, or of many orgs, in one task
+short_description: Rotate the External Client App credentials of many orgs, or of one, in one task
 version_added: 0.2.0
 description:
-  - The engine of the C(sfdc.eca.rotation) role's fleet rotation. For one org it authenticates once, reads the apps and
-    consumers, plans each consumer (rotate, resume, skip, blocked, revoke), stages a new pair, verifies it, delivers it to
-    an ansible-vault encrypted file, rolls back what failed, promotes, records the promotion in the org's history file,
-    and optionally revokes the previous pair and proves it is refused. Consumers refused with HTTP 401 are retried once after
-    authenticating again.
-  - It runs the same operations as M(sfdc.eca.eca_token) and M(sfdc.eca.eca_staged_credential) with the same API calls,
-    inside one task, because at fleet scale each Ansible task costs a worker process per org.
-  - When a consumer delivers through a tasks file (C(deliver.tasks_file) in O(rotations)) or has a verification hook
-    (O(verify_tasks_file)), those are Ansible tasks, so the module stops before promoting and returns RV(handoff). Run the
-    tasks files, then call the module again with O(handoff), O(deliver_errors) and O(hook_errors) to finish. The role
-    does this; calling the module directly is for playbooks that build their own flow.
-  - With O(orgs), one task rotates many orgs (inventory hosts, one per org) in a pool of O(workers) threads; each org's
-    options are this task's options updated with the org's own variables named in O(org_options), as a task on that host
-    would see them. Run it with C(run_once=true); the result holds each org's result in RV(orgs). Orgs whose options
-    name a tasks file are not rotated but listed in RV(tasks_file_orgs), for tasks on those hosts (the role's
-    C(fleet) entry point, used by C(playbooks/rotate.yml), does both).
+  - The engine of the C(sfdc.eca.rotation) role. For each org (one inventory host per org) it authenticates once, reads
+    the apps and consumers, plans each consumer (C(rotate), C(resume), C(revoke), C(finish), C(skip), C(blocked)), stages
+    a new pair, verifies it with the token endpoint, delivers it (ansible-vault file or plain file on the controller) and
+    reads it back, promotes it, records the promotion in the org's history file, and optionally revokes the previous
+    pair and proves it is refused. Orgs run side by side in a pool of O(workers) threads.
+  - Each org's options are this task's options; an option the task leaves unset takes the org's variable
+    C(sfdc_eca_<option>) (for example C(sfdc_eca_connection), C(sfdc_eca_rotations)) as a task on that org's host would see
+    it, else its default. An org whose options are invalid gets a failed row naming the variable and is not contacted;
+    the other orgs go on.
+  - A consumer that delivers through a tasks file (C(deliver.tasks_file)) or has a verification hook (O(verify_tasks_file))
+    needs Ansible tasks, so its org stops before promoting; the result lists it in RV(tasks_file_orgs) and gives the tasks
+    files to run in RV(handoff). Call the module again with O(handoff) (the first call's registered result) to finish.
+    The role does all this; see C(roles/rotation/tasks/fleet.yml).
+  - A staged pair is deleted only when this run staged it, no delivery target may have received it, and the failure is
+    definitive (the token endpoint refused the pair). Timeouts, resets, 429 and 5xx never lead to a deletion; a pair that
+    may have reached a target is kept unpromoted and the next run resumes it.
   - It always runs on the controller (an org is not a machine), whatever the host's connection.
   - This module has no standalone implementation; it is an action plugin.
 author:
@@ -38,139 +38,229 @@ attributes:
     description: Reads and plans; writes nothing to the org or the controller. The plan is displayed without C(-v).
   diff_mode:
     support: none
-    description: The report rows in RV(records) say what changed.
+    description: The report rows in RV(orgs) say what changed.
 options:
+  orgs:
+    description:
+      - Rotate these orgs (inventory host names, such as C(ansible_play_batch)) in this one task. Run the task with
+        C(run_once=true). An org listed twice is rotated once.
+      - Without O(orgs), the task rotates the org of the host it runs on.
+    type: list
+    elements: str
   org:
-    description: The org's name in records and the history file. Defaults to the inventory host name.
+    description:
+      - Without O(orgs), the org's name in records and the history (default the inventory host name); its variables are the
+        host's.
+    type: str
+  workers:
+    description: How many orgs are rotated at the same time. Defaults to the number of forks (C(-f)).
+    type: int
+  canary_gate:
+    description:
+      - Apply the canary gate of the role's playbooks. The first batch of the play is the canary; if one of its orgs failed,
+        later orgs record C(not_run) and are not contacted. After it, O(max_fail_percentage) holds back the rest.
+    type: bool
+    default: true
+  handoff:
+    description:
+      - The registered result of the first call, to finish its RV(tasks_file_orgs) after the role ran their tasks files.
+        Each such org's variable C(_sfdc_eca_failed_steps) names the failed steps, and C(_sfdc_eca_steps_done) (the first
+        call's C(run_id)) says that the tasks files ran.
+    type: dict
+  failed_task:
+    description: Record an unexpected failure of the role's tasks, naming this task; every unfinished consumer fails.
     type: str
   connection:
     description:
       - How to reach and authenticate to the org, with the options of the sfdc.eca modules
         (O(sfdc.eca.eca_token#module:instance_url), O(sfdc.eca.eca_token#module:client_id), ...). C(SALESFORCE_*)
-        environment variables fill what is not given, as for the modules.
+        environment variables fill what is not given, as for the modules. Default C(sfdc_eca_connection), else V({}).
     type: dict
-    default: {}
   rotations:
     description:
-      - What to rotate, as the role's C(sfdc_eca_rotations)
-        (C(app_name), optional C(app_id), C(consumer_name), C(deliver), and per-entry overrides of the options below).
+      - What to rotate in the org, one entry per app; without O(rotations[].consumer_name) or
+        O(rotations[].consumer_id) every consumer of the app. Default C(sfdc_eca_rotations), else V([]).
     type: list
-    elements: raw
-    default: []
-  replace_rotated:
-    description: Rotate a consumer whose previous pair is still in its grace (C(Rotated)), revoking that pair.
-    type: bool
-    default: false
-  revoke_previous:
-    description:
-      - After promoting, delete the previous pair now instead of letting it expire, and prove it is refused.
-      - Also finishes the revoke of a consumer whose main key this tool promoted when the run that promoted it stopped
-        before revoking (plan C(revoke)).
-    type: bool
-    default: false
-  min_age_days:
-    description: Skip a consumer this tool rotated less than this many days ago.
-    type: float
-    default: 7
+    elements: dict
+    suboptions:
+      app_name:
+        description: Developer name of the External Client App (case-sensitive).
+        type: str
+        required: true
+      app_id:
+        description:
+          - The app's id (C(0x...)). When every entry has one, the apps are not listed. Needed for an app that the org's
+            listing omits (the listing shows only apps with OAuth usage data).
+        type: str
+      consumer_name:
+        description: Rotate only this consumer of the app.
+        type: str
+      consumer_id:
+        description: Rotate only the consumer with this id (for consumers that share a name).
+        type: str
+      deliver:
+        description:
+          - Where the new key and secret go before they are promoted. Exactly one of O(rotations[].deliver.vault_file),
+            O(rotations[].deliver.file) and O(rotations[].deliver.tasks_file).
+          - Paths may contain C({org}), C({app_name}) and C({consumer_name}); a name from the org that contains C(/), C(\),
+            C(..) or a control character is refused, and a resolved path must stay in the directory before the first
+            placeholder. Two consumers of one run cannot share a target.
+          - Each delivery receives C({instance_url, org, app_name, app_id, consumer_name, consumer_id, key, secret}).
+        type: dict
+        required: true
+        suboptions:
+          tasks_file:
+            description:
+              - A tasks file on the controller, run by the role once per consumer with C(sfdc_eca_credential).
+            type: path
+          vault_file:
+            description:
+              - An ansible-vault encrypted YAML file on the controller (mode 0600, written atomically and synced to disk,
+                read back before promoting).
+            type: path
+          vault_password_file:
+            description:
+              - The vault password file, read as C(ansible-vault) reads it (an executable is run; a vault-id client script
+                gets C(--vault-id)). Default O(vault_password_file).
+            type: path
+          vault_id:
+            description: Vault id label of the file. Default O(vault_id).
+            type: str
+          file:
+            description: A plain-text file on the controller for a local integration (mode 0600, atomic, synced, read back).
+            type: dict
+            suboptions:
+              path:
+                description: The file's path template.
+                type: path
+                required: true
+              format:
+                description:
+                  - C(env) writes C(PREFIX_KEY=value) lines, C(json) and C(yaml) the credential as a mapping.
+                type: str
+                choices: [env, json, yaml]
+                default: env
+              prefix:
+                description: With C(env), the prefix of the variable names.
+                type: str
+                default: SALESFORCE_
+      verify:
+        description: How to prove this app's new pair works. Default O(verify).
+        type: str
+        choices: [client_credentials, jwt, none]
+      verify_jwt:
+        description: JWT bearer verification settings of this app (over O(verify_jwt)).
+        type: dict
+        suboptions:
+          username:
+            description: The Salesforce user of the JWT (C(sub)).
+            type: str
+          private_key_file:
+            description: PEM private key whose certificate is registered on the consumer.
+            type: path
+          private_key:
+            description: The PEM private key itself.
+            type: str
+          private_key_passphrase:
+            description: Passphrase of an encrypted private key.
+            type: str
+          audience:
+            description: JWT C(aud).
+            type: str
+      verify_tasks_file:
+        description: This app's verification hook (see O(verify_tasks_file)).
+        type: path
+      replace_rotated:
+        description: This app's O(replace_rotated).
+        type: bool
+      revoke_previous:
+        description: This app's O(revoke_previous).
+        type: bool
   verify:
-    description: How a new pair is proven before it is delivered and promoted.
+    description:
+      - How a new pair is proven before it is delivered. C(client_credentials) gets a token with the new key and secret,
+        C(jwt) with the JWT bearer flow and the new consumer key, C(none) skips it. Only an C(invalid_client) or
+        C(invalid_grant) answer counts as a refusal. Default C(sfdc_eca_verify), else V(client_credentials).
     type: str
     choices: [client_credentials, jwt, none]
-    default: client_credentials
   verify_jwt:
-    description: C(username), C(private_key_file) or C(private_key), optional C(private_key_passphrase) and C(audience).
+    description: Default JWT verification settings. Default C(sfdc_eca_verify_jwt), else V({}).
     type: dict
-    default: {}
+    suboptions:
+      username:
+        description: The Salesforce user of the JWT (C(sub)).
+        type: str
+      private_key_file:
+        description: PEM private key whose certificate is registered on the consumer.
+        type: path
+      private_key:
+        description: The PEM private key itself, instead of O(verify_jwt.private_key_file).
+        type: str
+      private_key_passphrase:
+        description: Passphrase of an encrypted private key.
+        type: str
+      audience:
+        description: JWT C(aud); default the connection's C(audience).
+        type: str
   verify_tasks_file:
-    description: A tasks file run after delivery with C(sfdc_eca_credential); failing it rolls the consumer back.
-    type: str
-    default: ''
+    description:
+      - A tasks file run after the delivery with C(sfdc_eca_credential); when it fails, the consumer fails and its pair is
+        kept unpromoted for the next run. Default C(sfdc_eca_verify_tasks_file), else none.
+    type: path
   verify_retries:
-    description: Extra attempts of a verification that fails (the new pair may take a moment to work everywhere).
+    description: Extra attempts of a verification (a new pair can take a moment to work everywhere). Default C(sfdc_eca_verify_retries), else V(3).
     type: int
-    default: 3
   verify_delay:
-    description: Seconds between verification attempts.
+    description: Seconds between verification attempts. Default C(sfdc_eca_verify_delay), else V(5).
     type: float
-    default: 5
+  replace_rotated:
+    description:
+      - Rotate a consumer whose previous pair is still in its grace (C(Rotated)), revoking that pair. Default
+        C(sfdc_eca_replace_rotated), else V(false).
+    type: bool
+  revoke_previous:
+    description:
+      - After promoting, delete the previous pair now and prove it is refused. Also finishes the revoke of a consumer whose
+        main key this tool promoted when the run that promoted it stopped before revoking (plan C(revoke)). Default
+        C(sfdc_eca_revoke_previous), else V(false).
+    type: bool
+  min_age_days:
+    description: Skip a consumer this tool rotated less than this many days ago. Default C(sfdc_eca_min_age_days), else V(7).
+    type: float
   vault_password_file:
-    description: Default vault password file of C(deliver.vault_file) targets.
-    type: str
-    default: ''
+    description: Default vault password file of C(deliver.vault_file) targets. Default C(sfdc_eca_vault_password_file).
+    type: path
   vault_id:
-    description: Default vault id of C(deliver.vault_file) targets.
+    description: Default vault id of C(deliver.vault_file) targets. Default C(sfdc_eca_vault_id).
     type: str
-    default: ''
   state_dir:
     description:
-      - Directory of the rotation history (C(history.json) and C(history.d/ORG.json)) on the controller.
-      - Required; with O(orgs), the task's value or each org's (through O(org_options)).
-    type: str
-  canary_gate:
-    description:
-      - Apply the canary gate of the role's playbooks (hosts of earlier batches with C(sfdc_eca_canary) and
-        C(sfdc_eca_org_failed) in their host variables). A held-back org records C(not_run) and is not contacted.
-    type: bool
-    default: true
+      - Directory of the rotation history (C(history.json), C(history.d/ORG.json)) on the controller. Default
+        C(sfdc_eca_state_dir), else the current directory.
+    type: path
   max_fail_percentage:
-    description: After the canary batch, hold back the remaining orgs once more than this percentage failed.
+    description:
+      - After the canary batch, hold back the remaining orgs once more than this percentage failed. The first org of the
+        task gives it. Default C(sfdc_eca_max_fail_percentage), else V(100).
     type: float
-    default: 100
-  handoff:
-    description: The RV(handoff) of the previous call, to finish after the user's tasks files ran.
-    type: dict
-  deliver_errors:
-    description: The tasks-file deliveries that failed, as a message per consumer id (C(APP/CONSUMER)).
-    type: dict
-    default: {}
-  hook_errors:
-    description: The verification hooks that failed, as a message per consumer id (C(APP/CONSUMER)).
-    type: dict
-    default: {}
-  orgs:
-    description:
-      - Rotate these orgs (inventory host names, such as C(ansible_play_batch)) in this one task, instead of one org.
-      - An org whose options are invalid records a failed row naming the bad variable or option and is not contacted; the
-        others go on. An org listed twice is rotated once.
-      - The task's own options apply to every org unless O(org_options) maps them; O(org), O(handoff), O(deliver_errors) and
-        O(hook_errors) are not accepted, O(org_options) cannot map O(canary_gate), and the canary gate is computed once for
-        the batch (with the first org's O(max_fail_percentage)).
-      - The task's C(environment) (for C(SALESFORCE_*) fallbacks or proxies) is templated once, on the host that runs the
-        task, and applies to every org.
-    type: list
-    elements: str
-  org_options:
-    description:
-      - With O(orgs), required. Option name to the name of the variable that gives its value for each org, for example
-        C(connection) to C(sfdc_eca_connection) and C(rotations) to C(sfdc_eca_rotations). Each org's variables are templated as a
-        task on that org's host would see them (inventory, group and host vars, play, role and extra vars in their
-        usual precedence). An org without the variable keeps this task's value of the option.
-    type: dict
-  org_variables_spec:
-    description:
-      - With O(orgs), an argument spec (as in C(meta/argument_specs.yml)) that each org's variables must meet before it is
-        rotated, for example a role's entry point options. Errors name the org and the variable.
-    type: dict
-    default: {}
-  workers:
-    description:
-      - With O(orgs), how many orgs are rotated at the same time. Defaults to the number of forks (C(-f)).
-    type: int
 notes:
-  - API calls per consumer with a plain rotation (client credentials verification, no revoke) are the same as with the
-    modules - stage 1, verification token 1, promote 1 - plus per org one token request and per app one read.
+  - API calls per org for a plain rotation of one consumer (client credentials verification, no revoke) - one token, one
+    apps listing (none when every entry has C(app_id)), one consumers read per app, then per consumer its staged slot, the
+    POST, the verification token and the PATCH.
   - The result never carries a secret, except RV(handoff); a result with RV(handoff) is displayed as if the task had
     C(no_log=true).
 seealso:
   - module: sfdc.eca.eca_staged_credential
+  - module: sfdc.eca.eca_fleet_report
   - name: Rotation role and its options
     description: docs/rotation.md in the collection.
     link: https://github.com/sfdc-eca/sfdc.eca/blob/main/docs/rotation.md
 '''
 
 EXAMPLES = r'''
-- name: Rotate one org's Billing_Sync credentials into a vault file
+- name: Rotate the Billing_Sync credentials of this host's org into a vault file
   sfdc.eca.eca_rotation:
+    org: prod-eu
     connection:
       instance_url: https://mycompany.my.salesforce.com
       client_id: "{{ admin_client_id }}"
@@ -188,13 +278,10 @@ EXAMPLES = r'''
   ansible.builtin.debug:
     msg: "{{ rotation.records | map(attribute='outcome') | list }}"
 
-# One task for every org of the play's current batch; each org (host) sets eca_connection and eca_rotations.
+# One task for every org of the play's current batch; each org (host) sets sfdc_eca_connection and sfdc_eca_rotations.
 - name: Rotate the batch's orgs on the controller, 20 at a time
   sfdc.eca.eca_rotation:
     orgs: "{{ ansible_play_batch }}"
-    org_options:
-      connection: eca_connection
-      rotations: eca_rotations
     state_dir: /var/lib/sfdc_eca
     workers: 20
   run_once: true
@@ -208,67 +295,65 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
-records:
-  description: One report row per consumer (the role's report rows). Never holds a secret.
-  returned: without O(orgs)
-  type: list
-  elements: dict
-  sample:
-    - org: prod-eu
-      app_name: Billing_Sync
-      consumer_name: Billing
-      plan: rotate
-      outcome: rotated
-      old_key: "...a1B2"
-      new_key: "...c3D4"
-      state: Rotated
-      expiry: "2026-12-28T10:00:00.000+0000"
-      delivered_to: /srv/creds/prod-eu-Billing_Sync-Billing.vault.yml
-      error: null
-org_failed:
-  description: Whether a consumer of this org failed.
-  returned: without O(orgs)
-  type: bool
-  sample: false
-canary:
-  description: Whether this org is in the canary batch.
-  returned: without O(orgs)
-  type: bool
-  sample: true
-plan:
-  description: The plan, one line per consumer.
-  returned: without O(orgs)
-  type: list
-  elements: str
-  sample: ["Billing_Sync/Billing: rotate (nothing staged: stage a new pair)"]
-api_calls:
-  description: API requests made to the org by this task.
-  returned: always
-  type: int
-  sample: 6
 orgs:
   description:
-    - With O(orgs), each org's result (RV(records), RV(org_failed), RV(canary), RV(plan), RV(api_calls)) by org name.
-      The other return values then sum up the orgs (RV(api_calls)) or are not returned (RV(records), RV(plan)).
-  returned: with O(orgs)
+    - Each org's result by org name - C(records) (one report row per consumer, never a secret), C(org_failed),
+      C(canary), C(plan) (one line per consumer) and C(api_calls).
+  returned: always
   type: dict
   sample:
     prod-eu:
-      records: []
+      records:
+        - org: prod-eu
+          app_name: Billing_Sync
+          consumer_name: Billing
+          plan: rotate
+          outcome: rotated
+          old_key: "...a1B2"
+          new_key: "...c3D4"
+          state: Rotated
+          expiry: "2026-12-28T10:00:00.000+0000"
+          delivered_to: /srv/creds/prod-eu-Billing_Sync-Billing.vault.yml
+          error: null
       org_failed: false
       canary: false
       plan: ["Billing_Sync/Billing: rotate (nothing staged: stage a new pair)"]
       api_calls: 7
+records:
+  description: Without O(orgs), the org's rows (as in RV(orgs)).
+  returned: without O(orgs)
+  type: list
+  elements: dict
+org_failed:
+  description: Without O(orgs), whether a consumer of the org failed.
+  returned: without O(orgs)
+  type: bool
+plan:
+  description: Without O(orgs), the org's plan, one line per consumer.
+  returned: without O(orgs)
+  type: list
+  elements: str
+api_calls:
+  description: API requests made to the orgs by this task.
+  returned: always
+  type: int
+  sample: 7
 tasks_file_orgs:
-  description: With O(orgs), the orgs left for tasks on their hosts because their options name a tasks file.
-  returned: with O(orgs)
+  description: The orgs that wait for the user's tasks files before they can finish.
+  returned: always
   type: list
   elements: str
   sample: [prod-us]
 handoff:
   description:
-    - The state to finish with after the user's tasks files ran (consumers, new pairs, token). Holds secrets.
+    - Per org in RV(tasks_file_orgs), the state to finish with and C(steps), the tasks files to run in order, each
+      C({id, consumer, kind (deliver or hook), file, after, credential}). Holds secrets.
   returned: when a tasks-file delivery or a verification hook must run before promoting
   type: dict
   sample: {}
+run_id:
+  description: Identifies this call's RV(handoff) (the role sets C(_sfdc_eca_steps_done) to it once the tasks files ran).
+  returned: with RV(handoff)
+  type: str
+  sample: 9f2c4e1ab0d3e5f7
 '''

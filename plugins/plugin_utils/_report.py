@@ -1,38 +1,24 @@
 # -*- coding: utf-8 -*-
-# Copyright (c) sfdc.eca contributors
+# Copyright (c) sfdc.eca maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-# SPDX-License-Identifier: GPL-3.0-or-later
-"""Report filters of the sfdc.eca.rotation role: the report document, Markdown, HTML, console summary, audit rows.
+"""The fleet report: the document (report.json), Markdown, HTML, the console summary, and writing them.
 
-Rows are built from a fixed list of secret-free fields: whatever else a row carries is dropped.
+Rows are rebuilt from a fixed list of secret-free fields: whatever else a row carries is dropped.
 """
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
-DOCUMENTATION = r"""
-name: eca_report
-short_description: internal report filters of the sfdc.eca.rotation role
-description:
-  - Build the rotation/audit report (JSON document, Markdown, HTML, console lines). Not a public API.
-author: sfdc.eca maintainers
-"""
+from __future__ import annotations
 
 import datetime
 import html
+import json
+import os
+import typing as t
 
 from ansible.module_utils.common.text.converters import to_text
 
-from ansible_collections.sfdc.eca.plugins.filter.rotation import (
-    _fingerprint,
-    _history_entries,
-    _iso,
-    _now,
-    _parse_time,
-    _suffix,
-    history_key,
-    rotation_error,
-)
+from ansible_collections.sfdc.eca.plugins.plugin_utils import _rotation_history as history
+from ansible_collections.sfdc.eca.plugins.plugin_utils._delivery import remove_stale_temporary_files, write_durably
+from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_model import fingerprint, iso, now, parse_time, suffix
 
 ROW_FIELDS = ('org', 'instance_url', 'app_name', 'app_id', 'consumer_name', 'consumer_id', 'plan', 'plan_reason',
               'outcome', 'phase', 'old_key', 'new_key', 'slot_before', 'state', 'expiry', 'staged_key',
@@ -49,7 +35,7 @@ def _clean(row):
     return dict((k, row.get(k)) for k in ROW_FIELDS if k in row)
 
 
-def eca_report(rows, kind='rotation', check_mode=False, meta=None):
+def build(rows, kind='rotation', check_mode=False, meta=None):
     """The report document: {kind, generated, check_mode, totals, orgs, rows}."""
     rows = [_clean(r) for r in rows or [] if isinstance(r, dict)]
     rows.sort(key=lambda r: (to_text(r.get('org')), to_text(r.get('app_name')), to_text(r.get('consumer_name'))))
@@ -82,7 +68,7 @@ def eca_report(rows, kind='rotation', check_mode=False, meta=None):
     durations = [r.get('duration') for r in rows if isinstance(r.get('duration'), (int, float))]
     report = {
         'kind': kind,
-        'generated': _iso(_now()),
+        'generated': iso(now()),
         'check_mode': bool(check_mode),
         'totals': totals,
         'orgs': sorted(orgs.values(), key=lambda o: to_text(o['org'])),
@@ -123,7 +109,7 @@ def _detail(row):
     return row.get('error') or row.get('plan_reason') or ''
 
 
-def eca_report_console(report, max_rows=20, paths=None):
+def console(report, max_rows=20, paths=None):
     """A few lines for the console: totals, then only failed/blocked/not-run rows, capped."""
     title = 'sfdc.eca %s%s' % (report.get('kind'), ' (check mode: nothing was written to any org)' if report.get('check_mode') else '')
     lines = ['%s: %s' % (title, _totals_line(report))]
@@ -155,7 +141,7 @@ def _md(value):
     return _cell(value).replace('|', '\\|').replace('\n', ' ')
 
 
-def eca_report_markdown(report):
+def markdown(report):
     kind = report.get('kind')
     out = ['# sfdc.eca %s report' % kind, '',
            'Generated %s%s.' % (report.get('generated'), ' in check mode: nothing was written to any org' if report.get('check_mode') else ''),
@@ -221,7 +207,7 @@ def _badge(outcome):
     return '<span class="badge" style="background:%s">%s</span>' % (colour, _h(outcome))
 
 
-def eca_report_html(report):
+def render_html(report):
     kind = report.get('kind')
     totals = report.get('totals') or {}
     cards = []
@@ -267,51 +253,101 @@ def eca_report_html(report):
     ])
 
 
-def eca_stats(report):
+def stats(report):
     """The totals for set_stats (numbers only)."""
     totals = report.get('totals') or {}
     return dict((k, v) for k, v in totals.items() if isinstance(v, int))
 
 
-def audit_rows(app_results, org, instance_url=None, usage=None, history=None, options=None, now=None, token=None):
-    """Audit rows of one org from its eca_usage_info and eca_credential_info results (read-only data)."""
-    options = options or {}
-    if isinstance(token, dict) and (token.get('failed') or token.get('unreachable')):
-        return [{'org': org, 'instance_url': instance_url, 'outcome': 'failed', 'phase': 'authenticate',
-                 'error': 'authentication to the org failed: %s' % rotation_error(token)}]
-    now = _parse_time(now) or _now()
-    try:
-        warn_days = float(options.get('expiry_warning_days', 7))
-    except (TypeError, ValueError):
-        warn_days = 7.0
-    entries = _history_entries(history)
+
+
+# --------------------------------------------------------------------------------------------------
+# rows of the orgs of a play, and writing the report
+
+
+def org_result(value: t.Any, org: str) -> dict[str, t.Any]:
+    """An org's result in its registered variable: {orgs: {org: result}} (a task for a batch or for the org)."""
+    if isinstance(value, dict) and isinstance(value.get('orgs'), dict):
+        value = value['orgs'].get(org)
+    return value if isinstance(value, dict) else {}
+
+
+def collect_rows(orgs: t.Iterable[str], registered: t.Callable[[str], t.Any]) -> list[dict[str, t.Any]]:
+    """Every org's rows; ``registered(org)`` gives its registered result. An org that recorded nothing gets one
+    failed row (the playbook failed for it before its task ran)."""
     rows = []
-    if isinstance(usage, dict) and (usage.get('failed') or usage.get('unreachable')):
-        return [{'org': org, 'instance_url': instance_url, 'outcome': 'failed', 'phase': 'discover',
-                 'error': "listing the org's apps failed: %s" % to_text(usage.get('msg') or 'failed')}]
-    for result in (app_results or {}).get('results') or []:
-        if not isinstance(result, dict) or result.get('skipped'):
+    for org in orgs:
+        records = org_result(registered(org), org).get('records')
+        if not isinstance(records, list):
+            rows.append({'org': org, 'app_name': None, 'consumer_name': None, 'outcome': 'failed', 'phase': None,
+                         'error': 'the playbook failed for this org before it recorded anything: see the log of this run'})
             continue
-        app = result.get('item') or {}
-        app_name = app.get('developer_name') or app.get('app_name') or result.get('app_name')
-        if result.get('failed'):
-            rows.append({'org': org, 'instance_url': instance_url, 'app_name': app_name, 'app_id': app.get('identifier'),
-                         'outcome': 'failed', 'phase': 'read', 'error': "reading the consumers failed: %s" % to_text(result.get('msg'))})
+        rows.extend(r for r in records if isinstance(r, dict))
+    return rows
+
+
+def failed_orgs(report: dict[str, t.Any]) -> dict[str, list[str]]:
+    """{org: [app/consumer, ...]} of the failed rows, in report order."""
+    out: dict[str, list[str]] = {}
+    for row in report.get('rows') or []:
+        if row.get('outcome') == 'failed':
+            out.setdefault(row.get('org'), []).append('%s/%s' % (row.get('app_name') or '-', row.get('consumer_name') or '*'))
+    return out
+
+
+def write(rows: list[dict[str, t.Any]], kind: str, report_dir: str, state_dir: str,
+          planned: bool = False) -> tuple[dict[str, t.Any], list[str]]:
+    """Write report.{json,md,html} (or audit.*) and, after a rotation that was not a plan only, merge the rows and
+    every org's history file into history.json. -> (report, paths written)."""
+    report = build(rows, kind, planned)
+    base = 'report' if kind == 'rotation' else 'audit'
+    written = []
+    for directory in sorted(set((report_dir, state_dir))):
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+    remove_stale_temporary_files(report_dir, state_dir, os.path.join(state_dir, 'history.d'))
+    for ext, text in (('json', json.dumps(report, indent=2, sort_keys=False) + '\n'), ('md', markdown(report)),
+                      ('html', render_html(report))):
+        path = os.path.join(report_dir, '%s.%s' % (base, ext))
+        write_durably(path, text.encode('utf-8'))
+        os.chmod(path, 0o644)  # the report holds no secret: readable like any report
+        written.append(path)
+    if kind == 'rotation' and not planned:
+        written.append(history.History(state_dir).merge(rows))
+    return report, written
+
+
+# --------------------------------------------------------------------------------------------------
+# audit rows
+
+
+SERIOUS_FINDINGS = ('staged_expiring', 'staged_expired', 'rotated_outside_tool')
+
+
+def audit_rows(org: str, instance_url: str | None, apps: list[dict[str, t.Any]],
+               entries: dict[str, dict[str, t.Any]], warn_days: float, moment: datetime.datetime | None = None,
+               ) -> list[dict[str, t.Any]]:
+    """Audit rows of one org. ``apps``: [{app_name, app_id, consumers: [{id, name, key, staged}] | None,
+    error: None | message}]; ``entries``: the org's history entries."""
+    moment = moment or now()
+    rows = []
+    for app in apps:
+        base = {'org': org, 'instance_url': instance_url, 'app_name': app.get('app_name'), 'app_id': app.get('app_id')}
+        if app.get('error'):
+            rows.append(dict(base, outcome='failed', phase='read', error=app['error']))
             continue
-        consumers = result.get('consumers') or []
+        consumers = app.get('consumers') or []
         if not consumers:
-            rows.append({'org': org, 'instance_url': instance_url, 'app_name': app_name, 'app_id': result.get('app_id'),
-                         'outcome': 'ok', 'findings': ['no_consumer'], 'state': None})
+            rows.append(dict(base, outcome='ok', findings=['no_consumer'], state=None))
         for consumer in consumers:
-            staged = consumer.get('staged_credential') or None
+            staged = consumer.get('staged') or None
             state = staged.get('state') if staged else 'empty'
-            hist = entries.get(history_key(org, app_name, consumer.get('name'))) or {}
+            hist = entries.get(history.key(org, app.get('app_name'), consumer.get('name'))) or {}
             findings = []
             expiry = staged.get('expiration_date') if staged else None
-            ends = _parse_time(expiry)
+            ends = parse_time(expiry)
             if state == 'Active':
                 findings.append('staged_waiting')
-                if ends is not None and ends - now <= datetime.timedelta(days=warn_days):
+                if ends is not None and ends - moment <= datetime.timedelta(days=warn_days):
                     findings.append('staged_expiring')
             elif state == 'Expired':
                 findings.append('staged_expired')
@@ -319,26 +355,10 @@ def audit_rows(app_results, org, instance_url=None, usage=None, history=None, op
                 findings.append('previous_in_grace')
             if not hist.get('last_rotated'):
                 findings.append('never_rotated_by_tool')
-            elif hist.get('key_fp') and hist.get('key_fp') != _fingerprint(consumer.get('key')):
+            elif hist.get('key_fp') and hist.get('key_fp') != fingerprint(consumer.get('key')):
                 findings.append('rotated_outside_tool')
-            serious = set(findings) & set(('staged_expiring', 'staged_expired', 'rotated_outside_tool'))
-            rows.append({
-                'org': org, 'instance_url': instance_url, 'app_name': app_name, 'app_id': result.get('app_id'),
-                'consumer_name': consumer.get('name'), 'consumer_id': consumer.get('id'),
-                'old_key': _suffix(consumer.get('key')), 'staged_key': _suffix(staged.get('key')) if staged else None,
-                'state': state, 'expiry': expiry, 'findings': findings, 'last_rotated': hist.get('last_rotated'),
-                'outcome': 'attention' if serious else 'ok',
-            })
+            rows.append(dict(base, consumer_name=consumer.get('name'), consumer_id=consumer.get('id'),
+                             old_key=suffix(consumer.get('key')), staged_key=suffix(staged.get('key')) if staged else None,
+                             state=state, expiry=expiry, findings=findings, last_rotated=hist.get('last_rotated'),
+                             outcome='attention' if set(findings) & set(SERIOUS_FINDINGS) else 'ok'))
     return rows
-
-
-class FilterModule(object):
-    def filters(self):
-        return {
-            'eca_report': eca_report,
-            'eca_report_console': eca_report_console,
-            'eca_report_markdown': eca_report_markdown,
-            'eca_report_html': eca_report_html,
-            'eca_stats': eca_stats,
-            'audit_rows': audit_rows,
-        }
