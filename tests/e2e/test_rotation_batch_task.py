@@ -97,7 +97,7 @@ def test_a_bad_variable_fails_only_its_org_and_tasks_file_orgs_get_their_tasks(s
         assert after[org]["key"] != before[org]["key"]
     # the tasks-file org ran its own tasks in the second batch, the others were delivered by the batch task
     assert (tmp_path / "delivered" / "org04.key").read_text() == after["org04"]["key"]
-    assert "Deliver with the user's tasks files" in proc.stdout
+    assert "Run the user's tasks files (each consumer's delivery, then its verification hook)" in proc.stdout
     for org in ("org02",):
         delivered = ansible.vault_view(str(tmp_path / "vaults" / ("%s-Billing_Sync-Billing.vault.yml" % org)),
                                        str(tmp_path / "vault-pw"))

@@ -42,8 +42,10 @@ def test_failing_canary_leaves_the_rest_untouched(sim_factory, tmp_path, ansible
     assert proc.returncode == 2, e2e.tail(proc)
     rows = e2e.rows_by(proc.report)
     canary = rows[("org01", "Billing_Sync", "Billing")]
-    assert canary["outcome"] == "failed" and canary["phase"] == "deliver" and canary["rolled_back"] is True, canary
-    assert sim.org("org01").app("Billing_Sync").consumer("Billing").staged is None
+    assert canary["outcome"] == "failed" and canary["phase"] == "deliver" and not canary["rolled_back"], canary
+    # a failed tasks-file delivery may have reached part of its targets: the pair is kept, unpromoted, for the next run
+    staged = sim.org("org01").app("Billing_Sync").consumer("Billing").staged
+    assert staged["state"] == "Active" and "...%s" % staged["key"][-4:] in canary["error"], canary
     for org in sorted(sim.orgs)[1:]:
         row = rows[(org, "Billing_Sync", None)]
         assert row["outcome"] == "not_run" and "canary" in row["error"], row

@@ -80,7 +80,9 @@ VERIFY_HOOK = """
 
 ROTATED = {"org01", "org02", "org03", "org04", "org06", "org07", "org08", "org09", "org10", "org15", "org16",
            "org17", "org19", "org20", "org24"}
-ROLLED_BACK = {"org11": "deliver", "org12": "verify", "org13": "verify"}
+ROLLED_BACK = {"org12": "verify"}
+# failed after a delivery started: the pair may be where an integration reads it, so it is kept (unpromoted)
+KEPT = {"org11": "deliver", "org13": "hook"}
 UNTOUCHED_FAILED = {"org14": ("plan", "daily API request limit"), "org18": ("plan", "No_Such_App"),
                     "org21": ("authenticate", "authentication"), "org23": ("plan", "not enabled")}
 
@@ -258,6 +260,18 @@ def test_fleet_rotation(fleet, ansible, e2e):
             assert sim.org(org).app(app).consumer(consumer).valid_keys == [old["main"]["key"]], where
             if org == "org11":
                 assert _delivered(fleet, ansible, org, app, consumer) is None
+        elif org in KEPT:
+            assert row["outcome"] == "failed" and row["phase"] == KEPT[org], where
+            assert not row["rolled_back"] and "next run resumes" in row["error"], where
+            assert now["main"] == old["main"] and now["staged"]["state"] == "Active", where
+            assert row["new_key"] == "..." + now["staged"]["key"][-4:], where
+            assert sim.authenticates(org, old["main"]["key"], old["main"]["secret"]), where
+            assert sim.authenticates(org, now["staged"]["key"], now["staged"]["secret"]), where
+            got = _delivered(fleet, ansible, org, app, consumer)
+            if org == "org11":
+                assert got is None, where
+            else:
+                assert (got["key"], got["secret"]) == (now["staged"]["key"], now["staged"]["secret"]), where
         elif org == "org05":
             assert row["outcome"] == "blocked", where
             assert now == old, where
@@ -322,8 +336,8 @@ def test_fleet_rotation(fleet, ansible, e2e):
     assert row["outcome"] == "rotated" and row["plan"] == "resume", row
     assert final[("org22", "Billing_Sync", "Billing")]["main"]["key"] == delivered_22["key"]
     assert final[("org22", "Billing_Sync", "Billing")]["main"]["secret"] == delivered_22["secret"]
-    # persistent failures fail again and leave the org as it was
-    for org in ROLLED_BACK:
+    # persistent failures fail again and leave the org as it was (a kept pair is resumed, and kept again)
+    for org in list(ROLLED_BACK) + list(KEPT):
         key = (org, "Billing_Sync", "Billing")
         assert rows[key]["outcome"] == "failed" and final[key] == first[key], (key, rows[key])
     assert e2e.leaks(_all_text(ansible, proc, fleet), sim) == []

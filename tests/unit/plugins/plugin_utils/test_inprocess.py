@@ -288,11 +288,13 @@ def test_rotation_action_applies_the_task_environment_only_while_it_runs(monkeyp
     from ansible_collections.sfdc.eca.plugins.action import eca_rotation
     seen = {}
 
-    def fake_run_org(params, org, gate, check_mode=False):
+    def fake_run_fleet(jobs, gate, check_mode=False, workers=1, claims=None):
+        [(org, params)] = jobs
         seen.update(env=os.environ.get('SALESFORCE_CLIENT_SECRET'), org=org, gate=gate, check_mode=check_mode,
                     state_dir=params['state_dir'])
-        return {'changed': False, 'plan': [], 'records': [], 'org_failed': False, 'canary': False, 'api_calls': 0}
-    monkeypatch.setattr(eca_rotation, 'run_org', fake_run_org)
+        return {org: {'changed': False, 'plan': [], 'records': [], 'org_failed': False, 'canary': False, 'api_calls': 0}}
+    monkeypatch.setattr(eca_rotation, 'run_fleet', fake_run_fleet)
+    monkeypatch.setattr(eca_rotation.ActionModule, 'org_variables', lambda self, host, task_vars: {})
     action = make_action(eca_rotation, {'state_dir': '/tmp/x', 'canary_gate': False},
                          environment=[{'SALESFORCE_CLIENT_SECRET': SECRET}], check_mode=True,
                          action='sfdc.eca.eca_rotation')
