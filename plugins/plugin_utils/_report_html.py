@@ -785,7 +785,7 @@ def render_html(report: dict[str, t.Any]) -> str:
                            for c, label in COLUMNS[kind])
     page = [
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
-        '<meta http-equiv="Content-Security-Policy" content="%s">' % _h(csp),
+        '<meta http-equiv="Content-Security-Policy" content="%s">' % csp,  # a constant: no quote in it
         '<meta name="referrer" content="no-referrer">',
         '<meta name="viewport" content="width=device-width,initial-scale=1">',
         '<title>%s</title><style>%s</style></head>' % (_h(title), _CSS),
@@ -809,8 +809,8 @@ def render_html(report: dict[str, t.Any]) -> str:
         '<select id="size" aria-label="rows per page"><option>50</option><option selected>100</option>'
         '<option>250</option><option>1000</option></select></span></div>' % _fmt_int(len(rows)),
         '<noscript><p>Showing the first %d of %s rows: filtering, sorting and the other pages need JavaScript '
-        '(the report\'s .json and .md files hold every row).</p></noscript>' % (min(FIRST_PAGE, len(rows)),
-                                                                               _fmt_int(len(rows))),
+        '(the report\'s .json and .md files hold every row).</p></noscript>'
+        % (min(FIRST_PAGE, len(rows)), _fmt_int(len(rows))),
         '<div class="tablewrap"><table><thead><tr>%s</tr></thead><tbody id="rows">\n%s\n</tbody></table></div>'
         % (header_cells, _first_page(rows, kind)),
         '</section></main>',

@@ -162,8 +162,8 @@ class Page:
         self.call("Page.enable")
         self.call("Runtime.enable")
         self.call("Network.enable")
-        self.call("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1,
-                                                          "mobile": False})
+        self.call("Emulation.setDeviceMetricsOverride",
+                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
 
     def call(self, method, params=None, timeout=None):
         return self.browser.call(method, params, self.session, timeout)
