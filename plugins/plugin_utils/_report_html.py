@@ -552,6 +552,7 @@ function detailRow(i) {
   F.forEach(function (f, j) {
     var v = txt(r[j]);
     if (v === '') return;
+    if (f === 'duration') v += ' s';
     dl.appendChild(el('dt', null, D.labels[f] || f));
     dl.appendChild(el('dd', f.indexOf('key') >= 0 ? 'mono' : null, v));
   });
