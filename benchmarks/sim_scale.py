@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/sim_scale.py --orgs 500,2000,10000 [--threads 32] [--load]
 
 For each N: starts ``python -m eca_simulator serve --orgs N --state-file F`` in its own process,
-measures the time until the state file is written (every org listens) and the server's RSS then
-(VmRSS and VmHWM from /proc). With --load, a client thread pool then makes, for every org, one
+measures the time (wall and the server's CPU) until the state file is written (every org listens) and
+the server's RSS then (VmRSS and VmHWM from /proc). With --load, a client thread pool then makes, for every org, one
 token request (client_credentials with the org's admin ECA) and one GET of the usage endpoint on a
 new TLS connection, and reports requests per second, the CPU seconds the server and the client spent
 on it, and the server's RSS afterwards.
@@ -83,6 +83,7 @@ def measure(n, threads, load, extra):
             except (OSError, ValueError):
                 time.sleep(0.02)
         out["start_s"] = round(time.monotonic() - t0, 2)
+        out["start_cpu_s"] = round(_cpu_s(proc.pid), 2)  # wall time drifts on a shared machine; CPU less so
         out["rss_mb"] = round(_status_kb(proc.pid, "VmRSS") / 1024, 1)
         out["fds"] = len(os.listdir("/proc/%d/fd" % proc.pid))
         if load:
@@ -96,6 +97,8 @@ def measure(n, threads, load, extra):
             out["client_cpu_s"] = round(time.process_time() - c1, 2)
             out["load_s"] = round(took, 2)
             out["req_per_s"] = round(total / took)
+            out["server_cpu_ms_per_req"] = round(1000 * out["server_cpu_s"] / total, 2)
+            out["client_cpu_ms_per_req"] = round(1000 * out["client_cpu_s"] / total, 2)
             out["rss_after_mb"] = round(_status_kb(proc.pid, "VmRSS") / 1024, 1)
             out["hwm_mb"] = round(_status_kb(proc.pid, "VmHWM") / 1024, 1)
     finally:
