@@ -1,4 +1,5 @@
-"""python -m eca_simulator serve --seed FILE | --orgs N [--port-base P] [--http] [--state-file F] [--variant k=v ...]
+"""python -m eca_simulator serve --seed FILE | --orgs N [--addressing auto|ports|addresses] [--port-base P] [--http]
+                               [--state-file F] [--variant k=v ...]
 
 Starts a local Salesforce ECA credential API simulator and prints, for each org, its instance URL
 and the credentials of its admin External Client App. They are the simulator's own fake
@@ -40,6 +41,7 @@ def write_state(path, state):
 def full_state(sim):
     state = sim.state()
     state["pid"] = os.getpid()
+    state["addressing"] = sim.addressing
     for name, org in sim.orgs.items():
         jwt = []
         for app in org.apps:
@@ -61,7 +63,7 @@ def serve(args):
     t0 = time.monotonic()
     try:
         sim = Simulator(seed, tls=not args.http, variants=variants, port_base=args.port_base,
-                        control_port=args.control_port)
+                        control_port=args.control_port, addressing=args.addressing)
         for org, name, value in args.variant:
             if org is not None:
                 sim.set_variants(org, **{name: value})
@@ -83,6 +85,9 @@ def serve(args):
             # Before the listing: a full stdout pipe must not delay readiness.
             write_state(args.state_file, full_state(sim))
         transport = "https, CA %s" % sim.ca_path if sim.tls else "plain http"
+        if sim.addressing == "addresses":
+            urls = [o.instance_url for o in sim.orgs.values()]
+            transport += "; one loopback address per org, %s .. %s" % (urls[0], urls[-1])
         out.write("ECA simulator: %d org(s) up in %.2f s (%s)\n" % (len(sim.orgs), took, transport))
         out.write("These are the simulator's own fake credentials (local use only).\n")
         for name, org in sim.orgs.items():
@@ -113,7 +118,12 @@ def main(argv=None):
     src = s.add_mutually_exclusive_group(required=True)
     src.add_argument("--seed", help="seed file (YAML or JSON), or 'demo' for the bundled demo seed")
     src.add_argument("--orgs", type=int, help="generate N orgs (org001..), one app Billing_Sync with consumer Billing")
-    s.add_argument("--port-base", type=int, default=None, help="org i listens on P+i (default: ephemeral ports)")
+    s.add_argument("--addressing", choices=("auto", "ports", "addresses"), default="auto",
+                   help="ports: every org on 127.0.0.1, a port each; addresses: every org on a loopback address of "
+                        "its own (127.1.0.1, 127.1.0.2, ...), one shared port (Linux); auto (default): addresses "
+                        "above 1000 orgs where the system allows it, else ports")
+    s.add_argument("--port-base", type=int, default=None,
+                   help="ports: org i listens on P+i; addresses: the shared port (default: ephemeral)")
     s.add_argument("--control-port", type=int, default=0, help="control API port (default: ephemeral)")
     s.add_argument("--http", action="store_true", help="plain HTTP instead of HTTPS")
     s.add_argument("--state-file", help="write a JSON state file (URLs, admin credentials, ca_path, control_url) "

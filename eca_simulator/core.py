@@ -1,13 +1,16 @@
 """The Simulator: many orgs, one process, one port per org, plus a loopback control port."""
 
 import copy
+import errno
+import pickle
 import shutil
+import socket
 import ssl
 import tempfile
 import threading
 import time
 
-from . import api, ids, seed as seedmod, tlsgen
+from . import api, ids, seed as seedmod, server, tlsgen
 from .clock import SimClock, iso
 from .control import ControlApi
 from .model import ACTIVE, ROTATED, RefreshToken, Token
@@ -32,6 +35,7 @@ REST_ENDPOINTS = ENDPOINTS[:-1]
 WRITE_METHODS = ("POST", "PATCH", "DELETE")
 CONTROL = "_control"
 LOGIN = "_login"
+AUTO_ADDRESSES_ABOVE = 1000  # addressing="auto": more orgs than this get one loopback address each
 
 
 def validate_variant(name, value):
@@ -47,8 +51,13 @@ def validate_variant(name, value):
 class Simulator:
     """Salesforce ECA credential API simulator. See docs/simulator.md."""
 
-    def __init__(self, seed=None, tls=True, variants=None, port_base=None, control_port=0, workers=96):
+    def __init__(self, seed=None, tls=True, variants=None, port_base=None, control_port=0, workers=96,
+                 addressing="auto"):
         self.tls = bool(tls)
+        if addressing not in ("auto", "ports", "addresses"):
+            raise ValueError("addressing must be auto, ports or addresses, got %r" % (addressing,))
+        self._addressing = addressing
+        self.addressing = None  # the mode start() chose
         self.clock = SimClock()
         self._lock = threading.RLock()
         self._log_lock = threading.Lock()
@@ -89,32 +98,77 @@ class Simulator:
     def start(self):
         if self._server is not None:
             raise RuntimeError("simulator already started")
-        ctx = None
         self._tmpdir = tempfile.mkdtemp(prefix="eca-sim-")
-        if self.tls:
-            self.ca_path, cert, key = tlsgen.generate(self._tmpdir)
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-            ctx.load_cert_chain(cert, key)
-        self._server = HttpServer(self._handle, ctx, workers=self._workers)
-        scheme = "https" if self.tls else "http"
         try:
-            for i, name in enumerate(self._data):
-                port = self._port_base + i if self._port_base else 0
-                lst = self._server.listen(port, tag=name, tls=self.tls)
-                self._ports[name] = lst.port
-                self._urls[name] = "%s://127.0.0.1:%d" % (scheme, lst.port)
-            ctl = self._server.listen(self._control_port or 0, tag=CONTROL, tls=False)
-            login = self._server.listen(0, tag=LOGIN, tls=self.tls)
+            server.ensure_fd_limit(len(self._data) + 2)
+            ca = tlsgen.Authority(self._tmpdir) if self.tls else None
+            ctx = self._tls_context(*ca.issue("server", ["127.0.0.1"], ["localhost"])) if ca else None
+            self.ca_path = ca.ca_path if ca else None
+            self.addressing = self._choose_addressing()
+            # A port taken on one org's address by another program: try another shared port (unless fixed).
+            tries = 1 if (self.addressing == "ports" or self._port_base) else 5
+            for attempt in range(tries):
+                self._server = HttpServer(self._handle, ctx, workers=self._workers)
+                try:
+                    self._listen_all(ca, ctx)
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EADDRINUSE or attempt == tries - 1:
+                        raise
+                    self._server.stop()
         except OSError:
             self.stop()
             raise
-        self.control_url = "http://127.0.0.1:%d" % ctl.port
-        self.login_url = "%s://127.0.0.1:%d" % (scheme, login.port)
         with self._lock:
-            self._snapshot = copy.deepcopy(self._data)
+            # pickle is 3x faster than deepcopy on big fleets, with the same result
+            self._snapshot = pickle.loads(pickle.dumps(self._data, pickle.HIGHEST_PROTOCOL))
         self._server.start()
         return self
+
+    @staticmethod
+    def _tls_context(cert, key):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(cert, key)
+        return ctx
+
+    def _choose_addressing(self):
+        mode = self._addressing
+        if mode == "auto":
+            mode = "addresses" if len(self._data) > AUTO_ADDRESSES_ABOVE and _can_bind(server.loopback_address(0)) \
+                else "ports"
+        return mode
+
+    def _listen_all(self, ca, ctx):
+        """ports: org i on 127.0.0.1:port_base+i (ephemeral by default). addresses: org i on its own loopback
+        address (server.loopback_address(i)), all on the login listener's port P (127.0.0.1:P, or port_base),
+        with one certificate per /24 of org addresses."""
+        scheme = "https" if self.tls else "http"
+        self._ports, self._urls = {}, {}
+        login = None
+        if self.addressing == "addresses":
+            login = self._server.listen(self._port_base or 0, tag=LOGIN, tls=self.tls)
+        block_ctx = {}
+        for i, name in enumerate(self._data):
+            if self.addressing == "addresses":
+                host, port = server.loopback_address(i), login.port
+                block = i // server.HOSTS_PER_BLOCK
+                if ca and block not in block_ctx:
+                    first = block * server.HOSTS_PER_BLOCK
+                    ips = [server.loopback_address(j) for j in range(first, first + server.HOSTS_PER_BLOCK)
+                           if j < server.MAX_ADDRESSES]
+                    block_ctx[block] = self._tls_context(*ca.issue("block-%d" % block, ips))
+                lst = self._server.listen(port, tag=name, tls=self.tls, host=host, ssl_context=block_ctx.get(block))
+            else:
+                host, port = "127.0.0.1", (self._port_base + i if self._port_base else 0)
+                lst = self._server.listen(port, tag=name, tls=self.tls)
+            self._ports[name] = lst.port
+            self._urls[name] = "%s://%s:%d" % (scheme, host, lst.port)
+        if login is None:  # after the orgs, so that it cannot take a port of port_base's range
+            login = self._server.listen(0, tag=LOGIN, tls=self.tls)
+        ctl = self._server.listen(self._control_port or 0, tag=CONTROL, tls=False)
+        self.control_url = "http://127.0.0.1:%d" % ctl.port
+        self.login_url = "%s://127.0.0.1:%d" % (scheme, login.port)
 
     def stop(self):
         if self._server is not None:
@@ -465,6 +519,16 @@ class Simulator:
             if endpoint == "other":
                 return api.rest_error(404, "NOT_FOUND", api.NOT_FOUND_MSG)
             return self._rest.handle(data, req, endpoint, version, groups)
+
+
+def _can_bind(host):
+    """Can this machine listen on loopback address `host`? (Linux routes all of 127/8; macOS only 127.0.0.1.)"""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+        return True
+    except OSError:
+        return False
 
 
 def _staged_dict(st):

@@ -1,16 +1,24 @@
-"""A small HTTP/1.1 server: one selector thread for many listening ports, a worker pool for requests.
+"""A small HTTP/1.1 server: one selector thread for many listening sockets, a worker pool for requests.
 
-Idle keep-alive connections go back to the selector, so they never pin a worker.
+Idle keep-alive connections go back to the selector, so they never pin a worker. A listener is bound to
+one loopback address and port and may carry its own TLS context (its certificate names its address).
 """
 
 import concurrent.futures
 import email.utils
+import errno
 import queue
 import selectors
 import socket
 import ssl
 import struct
+import sys
 import threading
+
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None
 
 MAX_HEADER = 64 * 1024
 MAX_BODY = 1024 * 1024
@@ -51,14 +59,50 @@ class Response:
         self.close = close
 
 
-class Listener:
-    __slots__ = ("sock", "port", "tag", "tls")
+# Loopback addresses for orgs that get one each: 127.1.0.1 upwards, 254 hosts per /24 (no .0, no .255).
+# 127.0.0.x is left alone (127.0.0.1 is the usual loopback, tests use 127.0.0.2 as "another host").
+HOSTS_PER_BLOCK = 254
+MAX_ADDRESSES = HOSTS_PER_BLOCK * 256 * 254
 
-    def __init__(self, sock, port, tag, tls):
+
+def loopback_address(index):
+    """The index-th (0-based) loopback address handed to an org: 127.1.0.1, ..., 127.1.0.254, 127.1.1.1, ..."""
+    if not 0 <= index < MAX_ADDRESSES:
+        raise ValueError("loopback address index %d out of range 0..%d" % (index, MAX_ADDRESSES - 1))
+    block, host = divmod(index, HOSTS_PER_BLOCK)
+    return "127.%d.%d.%d" % (1 + block // 256, block % 256, host + 1)
+
+
+def ensure_fd_limit(listeners):
+    """Raise this process's open-file limit (soft, up to the hard limit) for `listeners` sockets plus
+    connections; OSError naming the numbers when the hard limit is too low."""
+    if resource is None:
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = listeners + 256
+    wanted = 2 * listeners + 1024  # an idle keep-alive connection per org, and room to spare
+    if soft != resource.RLIM_INFINITY and soft >= wanted:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise OSError(errno.EMFILE, "serving %d listening sockets needs at least %d open files, but this process may "
+                      "open %d (hard limit, RLIMIT_NOFILE): raise it (ulimit -Hn %d, or LimitNOFILE= for a "
+                      "service) or serve fewer orgs" % (listeners, needed, hard, wanted))
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+class Listener:
+    __slots__ = ("sock", "host", "port", "tag", "tls", "ctx")
+
+    def __init__(self, sock, host, port, tag, tls, ctx):
         self.sock = sock
+        self.host = host
         self.port = port
         self.tag = tag
         self.tls = tls
+        self.ctx = ctx
 
 
 class _Conn:
@@ -86,21 +130,26 @@ class HttpServer:
         self._conns_lock = threading.Lock()
         self._stopping = False
         self._thread = None
+        self._warned_fds = False
         self.listeners = []
 
     # -- set-up ---------------------------------------------------------------
-    def listen(self, port=0, tag=None, tls=True):
-        """Bind 127.0.0.1:port (0 = ephemeral); returns the Listener. Safe before or after start()."""
+    def listen(self, port=0, tag=None, tls=True, host="127.0.0.1", ssl_context=None):
+        """Bind host:port (a loopback address; port 0 = ephemeral); returns the Listener.
+
+        `ssl_context` replaces the server's context on this listener (a certificate for its address).
+        OSError with .errno EADDRINUSE when the address is taken. Safe before or after start()."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((host, port))
         except OSError as exc:
             sock.close()
-            raise OSError("cannot listen on 127.0.0.1:%d: %s" % (port, exc.strerror)) from None
+            raise OSError(exc.errno, "cannot listen on %s:%d: %s" % (host, port, exc.strerror)) from None
         sock.listen(256)
         sock.setblocking(False)
-        lst = Listener(sock, sock.getsockname()[1], tag, bool(tls and self._ssl))
+        ctx = ssl_context or self._ssl
+        lst = Listener(sock, host, sock.getsockname()[1], tag, bool(tls and ctx), ctx if tls else None)
         self.listeners.append(lst)
         self._submit_registration(("listen", lst))
         return lst
@@ -194,7 +243,9 @@ class HttpServer:
                 sock, dummy = lst.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    self._out_of_fds()
                 return
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if lst.tls:
@@ -204,6 +255,22 @@ class HttpServer:
                 conn = _Conn(sock, lst)
                 self._track(conn)
                 self._sel.register(sock, selectors.EVENT_READ, conn)
+
+    def _out_of_fds(self):
+        """No file descriptor left for a new connection: close the idle keep-alive ones (as an idle timeout
+        would), else the pending connection keeps the listener readable and the loop spins."""
+        if not self._warned_fds:
+            self._warned_fds = True
+            limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0] if resource else "?"
+            print("eca_simulator: out of file descriptors (limit %s); closing idle connections" % limit,
+                  file=sys.stderr)
+        for key in list(self._sel.get_map().values()):
+            if isinstance(key.data, _Conn):
+                try:
+                    self._sel.unregister(key.fileobj)
+                except (KeyError, ValueError):
+                    continue
+                self._close(key.data)
 
     # -- worker side ----------------------------------------------------------
     def _track(self, conn):
@@ -217,7 +284,7 @@ class HttpServer:
     def _handshake(self, sock, lst):
         sock.settimeout(IO_TIMEOUT)
         try:
-            tls = self._ssl.wrap_socket(sock, server_side=True)
+            tls = lst.ctx.wrap_socket(sock, server_side=True)
         except (OSError, ssl.SSLError):
             _hard_close(sock, reset=False)
             return

@@ -9,7 +9,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/common.sh
 . "$ROOT/scripts/lib/common.sh"
 
-ALL_STAGES=(simulator unit sanity integration e2e safety lint build changelog)
+ALL_STAGES=(simulator unit sanity integration e2e safety browser lint build changelog)
 declare -A STAGE_DESC=(
     [simulator]="pytest tests/simulator (the simulator's own tests)"
     [unit]="pytest tests/unit (plugin units)"
@@ -17,6 +17,7 @@ declare -A STAGE_DESC=(
     [integration]="ansible-test integration against the simulator (in-process, then SFDC_ECA_IN_PROCESS=false)"
     [e2e]="pytest tests/e2e (role, playbooks, AWX runner)"
     [safety]="pytest tests/safety (crash, fault, secret-leak and hostile-input suites)"
+    [browser]="pytest tests/browser (report.html with 10,000 rows in headless Chromium)"
     [lint]="ansible-lint --profile production"
     [build]="ansible-galaxy collection build + tarball content check"
     [changelog]="antsibull-changelog lint"
@@ -138,6 +139,29 @@ stage_simulator() { run_pytest tests/simulator 1; }
 stage_unit() { run_pytest tests/unit 1; }
 stage_e2e() { run_pytest tests/e2e 0; }
 stage_safety() { run_pytest tests/safety 0; }
+
+# Debian's chromium, installed when missing (CI runs as root with the package registry); no browser download.
+stage_browser() {
+    local chromium="${SFDC_CHROMIUM:-/usr/bin/chromium}"
+    if [ ! -x "$chromium" ]; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            echo "installing Debian's chromium (log: $LOGREL/browser-apt.log)"
+            { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+                >"$LOGDIR/browser-apt.log" 2>&1
+        fi
+        if [ ! -x "$chromium" ]; then
+            echo "FAIL: no Chromium at $chromium: install Debian's package (apt-get install chromium, as root)"
+            echo "      or set SFDC_CHROMIUM to a Chromium binary; see $LOGREL/browser-apt.log if an install was tried"
+            return 1
+        fi
+    fi
+    echo "chromium: $("$chromium" --version 2>/dev/null || echo "$chromium")"
+    # one browser for the whole stage: no xdist
+    SFDC_CHROMIUM="$chromium" SFDC_TEST_LOG_DIR="$LOGDIR" SFDC_TEST_XDIST=0 run_pytest tests/browser 1
+    local rc=$?
+    echo "screenshots and browser-metrics.json: $LOGREL/"
+    return $rc
+}
 
 stage_sanity() {
     local ignores pipver cache
@@ -326,7 +350,7 @@ for s in "${SELECTED[@]}"; do
 done
 # Test folders no stage runs would pass silently: say so.
 for d in "$COLL"/tests/*/; do
-    case "$(basename "$d")" in simulator|unit|e2e|safety|integration|sanity|output|__pycache__) continue ;; esac
+    case "$(basename "$d")" in simulator|unit|e2e|safety|browser|integration|sanity|output|__pycache__) continue ;; esac
     if find "$d" -name 'test_*.py' | grep -q .; then
         echo "WARNING: tests/$(basename "$d")/ has tests that no stage of scripts/test.sh runs"
     fi

@@ -9,7 +9,6 @@ Rows are rebuilt from a fixed list of secret-free fields: whatever else a row ca
 from __future__ import annotations
 
 import datetime
-import html
 import json
 import os
 import typing as t
@@ -18,18 +17,16 @@ from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.sfdc.eca.plugins.plugin_utils import _rotation_history as history
 from ansible_collections.sfdc.eca.plugins.plugin_utils._delivery import remove_stale_temporary_files, write_durably
+from ansible_collections.sfdc.eca.plugins.plugin_utils._report_html import render_html
 from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_model import fingerprint, iso, now, parse_time, suffix
 
 ROW_FIELDS = ('org', 'instance_url', 'app_name', 'app_id', 'consumer_name', 'consumer_id', 'plan', 'plan_reason',
-              'outcome', 'phase', 'old_key', 'new_key', 'slot_before', 'state', 'expiry', 'staged_key',
-              'rolled_back', 'revoked', 'old_pair_refused', 'delivered_to', 'findings', 'last_rotated',
+              'outcome', 'phase', 'old_key', 'new_key', 'slot_before', 'state', 'expiry', 'grace_end', 'staged_expiration',
+              'staged_key', 'rolled_back', 'revoked', 'old_pair_refused', 'delivered_to', 'findings', 'last_rotated',
               'error', 'started', 'finished', 'duration')
 ROTATION_OUTCOMES = ('rotated', 'skipped', 'blocked', 'failed', 'planned', 'not_run')
 AUDIT_OUTCOMES = ('ok', 'attention', 'failed')
 ATTENTION = ('failed', 'blocked', 'not_run', 'attention')
-COLOURS = {'rotated': '#1a7f37', 'ok': '#1a7f37', 'skipped': '#57606a', 'planned': '#0969da', 'blocked': '#9a6700',
-           'attention': '#9a6700', 'failed': '#cf222e', 'not_run': '#8250df'}
-
 
 def _clean(row):
     return dict((k, row.get(k)) for k in ROW_FIELDS if k in row)
@@ -176,81 +173,6 @@ def markdown(report):
                 ('at %s: ' % row['phase'] if row.get('outcome') == 'failed' and row.get('phase') else '') + _detail(row))) + ' |')
     out.append('')
     return '\n'.join(out)
-
-
-_CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem;color:#1f2328;background:#f6f8fa}
-h1{font-size:1.5rem;margin:0 0 .25rem} .sub{color:#57606a;margin-bottom:1.25rem}
-.cards{display:flex;flex-wrap:wrap;gap:.75rem;margin-bottom:1.25rem}
-.card{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:.6rem 1rem;min-width:6.5rem}
-.card b{display:block;font-size:1.4rem} .card span{color:#57606a;font-size:.85rem}
-input{padding:.4rem .6rem;border:1px solid #d0d7de;border-radius:6px;width:20rem;margin-bottom:.75rem}
-table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #d0d7de;font-size:.88rem}
-th,td{padding:.4rem .6rem;border-bottom:1px solid #eaeef2;text-align:left;vertical-align:top}
-th{background:#f6f8fa;position:sticky;top:0} tr:hover td{background:#f6f8fa}
-.badge{display:inline-block;padding:.05rem .5rem;border-radius:1rem;color:#fff;font-size:.8rem;font-weight:600}
-code{font-family:ui-monospace,Menlo,monospace;font-size:.85rem} .err{color:#cf222e} .muted{color:#57606a}
-"""
-
-_JS = """
-function f(){var q=document.getElementById('q').value.toLowerCase();
-document.querySelectorAll('tbody tr').forEach(function(r){r.style.display=r.textContent.toLowerCase().indexOf(q)<0?'none':'';});}
-"""
-
-
-def _h(value):
-    return html.escape(_cell(value), quote=True)
-
-
-def _badge(outcome):
-    colour = COLOURS.get(outcome, '#57606a')
-    return '<span class="badge" style="background:%s">%s</span>' % (colour, _h(outcome))
-
-
-def render_html(report):
-    kind = report.get('kind')
-    totals = report.get('totals') or {}
-    cards = []
-    for name in ('orgs', 'consumers') + (ROTATION_OUTCOMES if kind == 'rotation' else AUDIT_OUTCOMES):
-        if name in totals and (totals[name] or name in ('orgs', 'consumers')):
-            colour = COLOURS.get(name, '#1f2328')
-            cards.append('<div class="card"><b style="color:%s">%s</b><span>%s</span></div>'
-                         % (colour, _h(totals[name]), _h(name.replace('_', ' '))))
-    for name, count in (totals.get('findings') or {}).items():
-        cards.append('<div class="card"><b>%s</b><span>%s</span></div>' % (_h(count), _h(name.replace('_', ' '))))
-    if kind == 'audit':
-        header = ['org', 'app', 'consumer', 'outcome', 'main key', 'staged key', 'slot', 'expiry / grace end', 'findings', 'last rotated', 'error']
-    else:
-        header = ['org', 'app', 'consumer', 'plan', 'outcome', 'key old → new', 'slot', 'expiry / grace end', 'duration', 'error / reason']
-    body = []
-    for row in report.get('rows') or []:
-        if kind == 'audit':
-            cells = [_h(row.get('org')), _h(row.get('app_name')), _h(row.get('consumer_name')), _badge(row.get('outcome')),
-                     '<code>%s</code>' % _h(row.get('old_key')), '<code>%s</code>' % _h(row.get('staged_key')),
-                     _h(row.get('state')), _h(row.get('expiry')), _h(row.get('findings')), _h(row.get('last_rotated')),
-                     '<span class="err">%s</span>' % _h(row.get('error'))]
-        else:
-            detail = _detail(row)
-            klass = 'err' if row.get('outcome') == 'failed' else 'muted'
-            if row.get('outcome') == 'failed' and row.get('phase'):
-                detail = 'at %s: %s' % (row['phase'], detail)
-            cells = [_h(row.get('org')), _h(row.get('app_name')), _h(row.get('consumer_name')), _h(row.get('plan')),
-                     _badge(row.get('outcome')), '<code>%s</code>' % _h(_keys(row)), _h(row.get('state')), _h(row.get('expiry')),
-                     _h('%ss' % row['duration'] if row.get('duration') is not None else ''),
-                     '<span class="%s">%s</span>' % (klass, _h(detail))]
-        body.append('<tr>' + ''.join('<td>%s</td>' % c for c in cells) + '</tr>')
-    sub = 'Generated %s' % _h(report.get('generated'))
-    if report.get('check_mode'):
-        sub += ' &middot; <b>check mode</b>: nothing was written to any org'
-    return ''.join([
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>sfdc.eca %s report</title>' % _h(kind),
-        '<meta name="viewport" content="width=device-width,initial-scale=1"><style>%s</style></head><body>' % _CSS,
-        '<h1>sfdc.eca %s report</h1><div class="sub">%s &middot; %s</div>' % (_h(kind), sub, _h(_totals_line(report))),
-        '<div class="cards">%s</div>' % ''.join(cards),
-        '<input id="q" placeholder="filter rows (org, app, outcome, error...)" oninput="f()">',
-        '<table><thead><tr>%s</tr></thead><tbody>\n%s\n</tbody></table>' % (''.join('<th>%s</th>' % _h(h) for h in header), '\n'.join(body)),
-        '<script>%s</script></body></html>\n' % _JS,
-    ])
 
 
 def stats(report):
