@@ -186,10 +186,11 @@ def load_library(kind: str):
 
 
 def _quiet_library_loggers():
-    # botocore's DEBUG records carry request parameters, the secret among them.
+    # botocore's DEBUG records carry request parameters and answers, the secret among them: whatever
+    # level the root logger gets later, these stay at INFO or above.
     for name in ('botocore', 'boto3'):
         logger = logging.getLogger(name)
-        if logger.getEffectiveLevel() < logging.INFO:
+        if logger.level < logging.INFO:
             logger.setLevel(logging.INFO)
 
 
@@ -473,6 +474,8 @@ class _VaultConnection:
         errors = getattr(exc, 'errors', None)
         if errors:
             server_says = ': Vault says: %s' % scrub('; '.join(str(e) for e in errors))
+        elif isinstance(getattr(exc, 'text', None), str) and exc.text.strip():
+            server_says = ': the server says: %s' % scrub(exc.text, limit=200)
         if reason == 'permission':
             message = 'permission denied%s' % server_says
         elif reason == 'throttled':
@@ -489,7 +492,7 @@ class _VaultConnection:
         else:
             message = '%s%s' % ({'not_found': 'not found', 'invalid': 'request refused'}.get(reason, reason),
                                 server_says)
-        error = StoreError('hashi_vault %s: %s failed: %s' % (label or url, what, message),
+        error = StoreError('%s: %s failed: %s' % (label or 'hashi_vault %s' % url, what, message),
                            reason=reason, store='hashi_vault', label=label)
         error.detail = server_says
         return error

@@ -8,8 +8,10 @@
 - ``Moto(workdir)``: ``moto_server`` (``moto[server]``) for AWS Secrets Manager at ``.url``, region
   ``us-east-1``, any access key accepted; ``enforce_iam()`` turns on IAM checks (users made with
   ``iam_user(...)`` before that are then the only valid credentials).
+- ``FaultProxy(url)``: a loopback HTTP proxy in front of either that answers 429/5xx, resets or loses
+  answers on request; ``SilentPort()``: a port that accepts and never answers; ``closed_port()``.
 
-No Vault/AWS variable of the test process reaches the servers. Both classes are context managers.
+No Vault/AWS variable of the test process reaches the servers. The classes are context managers.
 """
 
 import json
@@ -39,6 +41,26 @@ def free_port():
 def closed_port():
     """A loopback port nothing listens on (a server that is down)."""
     return free_port()
+
+
+class SilentPort:
+    """A loopback port that accepts connections (the kernel's backlog) and never answers: a hung server."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.url = 'http://127.0.0.1:%d' % self.port
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def _clean_env(extra=None):
@@ -325,11 +347,12 @@ class Moto(_Process):
         return key['AccessKeyId'], key['SecretAccessKey']
 
     def enforce_iam(self, on=True):
-        _http('POST', self.url + '/moto-api/reset-auth', b'0' if on else b'inf')
+        # A form content type (urllib's default) would hide the body from moto.
+        _http('POST', self.url + '/moto-api/reset-auth', b'0' if on else b'inf', {'Content-Type': 'text/plain'})
 
-    def secret(self, secret_id):
+    def secret(self, secret_id, access_key=None, secret_key=None):
         """describe_secret + the current SecretString (None when absent)."""
-        client = self.client()
+        client = self.client(access_key=access_key, secret_key=secret_key)
         try:
             meta = client.describe_secret(SecretId=secret_id)
         except client.exceptions.ResourceNotFoundException:
@@ -338,3 +361,114 @@ class Moto(_Process):
         meta['SecretString'] = value.get('SecretString')
         meta['VersionId'] = value.get('VersionId')
         return meta
+
+
+class FaultProxy:
+    """A loopback HTTP proxy in front of a plain-HTTP server that misbehaves on request.
+
+    ``proxy = FaultProxy(upstream_url).start()``; point the client at ``proxy.url``. Queued faults apply to
+    the next matching requests (``match``: a substring of "METHOD /path"), in order:
+
+    - ``answer(times, status, body, headers)``: answer itself, the server never sees the request;
+    - ``lose_answer(times)``: forward the request (it takes effect), then close the connection unanswered;
+    - ``reset(times)``: close the connection without forwarding.
+
+    ``seen`` lists ("METHOD /path", outcome) of every request.
+    """
+
+    def __init__(self, upstream):
+        from urllib.parse import urlsplit
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname, parts.port)
+        self.faults = []
+        self.seen = []
+        self.server = self.thread = self.url = None
+
+    def answer(self, times, status, body=b'', headers=None, match=''):
+        body = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.faults.extend([{'kind': 'answer', 'status': status, 'body': body, 'headers': headers or {},
+                             'match': match}] * times)
+        return self
+
+    def lose_answer(self, times=1, match=''):
+        self.faults.extend([{'kind': 'lose_answer', 'match': match}] * times)
+        return self
+
+    def reset(self, times=1, match=''):
+        self.faults.extend([{'kind': 'reset', 'match': match}] * times)
+        return self
+
+    def _take(self, line):
+        for i, fault in enumerate(self.faults):
+            if fault['match'] in line:
+                return self.faults.pop(i)
+        return None
+
+    def start(self):
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = 'HTTP/1.1'
+
+            def log_message(self, *args):
+                pass
+
+            def _handle(self):
+                length = int(self.headers.get('Content-Length') or 0)
+                body = self.rfile.read(length) if length else None
+                line = '%s %s' % (self.command, self.path)
+                fault = proxy._take(line)
+                kind = fault['kind'] if fault else 'forward'
+                proxy.seen.append((line, kind))
+                if kind == 'reset':
+                    self.close_connection = True
+                    return
+                if kind == 'answer':
+                    self.send_response(fault['status'])
+                    for name, value in fault['headers'].items():
+                        self.send_header(name, value)
+                    self.send_header('Content-Length', str(len(fault['body'])))
+                    self.end_headers()
+                    self.wfile.write(fault['body'])
+                    return
+                conn = http.client.HTTPConnection(*proxy.upstream, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ('connection', 'keep-alive')}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                conn.close()
+                if kind == 'lose_answer':
+                    self.close_connection = True
+                    return
+                self.send_response(resp.status)
+                for name, value in resp.getheaders():
+                    if name.lower() not in ('connection', 'keep-alive', 'transfer-encoding', 'content-length'):
+                        self.send_header(name, value)
+                self.send_header('Content-Length', str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
+
+        self.server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.server.daemon_threads = True
+        self.url = 'http://127.0.0.1:%d' % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self):
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
