@@ -769,7 +769,8 @@ class _AwsConnection:
                     attempt += 1
                     continue
                 tries = ' after %d attempts' % (attempt + 1) if attempt else ''
-                detail = '%s%s%s' % (code or 'HTTP %s' % status, tries, ': %s' % scrub(message) if message else '')
+                name = 'HTTP %s' % code if code.isdigit() else code or 'HTTP %s' % status
+                detail = '%s%s%s' % (name, tries, ': %s' % scrub(message) if message else '')
                 raise StoreError('%s: %s failed: %s' % (label, what, _aws_hint(reason, detail)),
                                  reason=reason, store='aws_secretsmanager', label=label) from None
             except bc.NoCredentialsError:

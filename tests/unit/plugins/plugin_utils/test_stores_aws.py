@@ -262,3 +262,17 @@ def test_no_secret_in_messages_or_logs_at_debug(moto, iam_moto, caplog, sleeps):
     assert caplog.records
     for secret in filter(None, secrets):
         assert secret not in blob, 'a secret leaked'
+
+
+def test_tls_endpoint_with_ca_path_or_aws_ca_bundle(openbao, sleeps):
+    """No AWS emulator here speaks TLS: OpenBao's TLS listener (CA made at test time) stands in for the
+    handshake. Without its CA the handshake fails (tls, not retried); with it the handshake passes and
+    the answer, not being AWS's, is an ordinary refusal."""
+    base = {'endpoint_url': openbao.tls_url, 'region': 'us-east-1', 'access_key': 'A', 'secret_key': 'B'}
+    with pytest.raises(StoreError) as err:
+        sm(base).target('salesforce/o/a/c').read_back()
+    assert err.value.reason == 'tls' and 'AWS_CA_BUNDLE' in str(err.value) and sleeps == []
+    for options, environ in ((dict(base, ca_path=openbao.ca_path), {}), (base, {'AWS_CA_BUNDLE': openbao.ca_path})):
+        with pytest.raises(StoreError) as err:
+            sm(options, environ).target('salesforce/o/a/c').write(pair())
+        assert err.value.reason != 'tls', str(err.value)
