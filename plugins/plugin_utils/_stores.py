@@ -399,12 +399,14 @@ class _VaultConnection:
         self.client = hvac.Client(url=cfg['url'], token=cfg['token'] or '', verify=cfg['verify'],
                                   timeout=cfg['timeout'], session=session, namespace=cfg['namespace'])
 
-    def ensure_login(self, scrub: _Scrub, label: str, force: bool = False):
+    def ensure_login(self, scrub: _Scrub, label: str, refused_token: str | None = None):
+        """Log in with the AppRole when not yet logged in, when the token nears its end, or when
+        ``refused_token`` is still the client's token (another thread may have logged in already)."""
         if self.cfg['auth'] != 'approle':
             return
         with self.lock:
             fresh = self.logged_in and (self.token_expires is None or time.time() < self.token_expires)
-            if fresh and not force:
+            if fresh and (refused_token is None or refused_token != self.client.token):
                 return
             cfg = self.cfg
             where = '%s/auth/%s/login' % (cfg['url'], cfg['auth_mount'])
@@ -432,15 +434,17 @@ class _VaultConnection:
         attempt = 0
         relogged = login or self.cfg['auth'] != 'approle'
         while True:
+            token = None
             try:
                 if not login:
                     self.ensure_login(scrub, label)
+                token = self.client.token
                 return fn(self.client)
             except exc_mod.Forbidden as exc:
                 if not relogged:
                     # The AppRole token may have expired or been revoked: one new login, then the verdict.
                     relogged = True
-                    self.ensure_login(scrub, label, force=True)
+                    self.ensure_login(scrub, label, refused_token=token)
                     continue
                 raise self._error('permission', exc, scrub, label, what) from None
             except (exc_mod.RateLimitExceeded, exc_mod.InternalServerError, exc_mod.BadGateway,
@@ -648,19 +652,19 @@ class VaultTarget(Target):
     def write(self, data: dict) -> None:
         payload = _check_data(data)
         mount, path = self.store.cfg['mount'], self.path
-        kv = lambda c: c.secrets.kv.v2  # noqa: E731
+
+        def write(client, cas=None):
+            return client.secrets.kv.v2.create_or_update_secret(path=path, secret=payload, mount_point=mount, cas=cas)
+
         try:
-            self._call(lambda c: kv(c).create_or_update_secret(path=path, secret=payload, mount_point=mount),
-                       'writing', (payload['secret'],))
+            self._call(write, 'writing', (payload['secret'],))
         except StoreError as exc:
             if exc.reason != 'invalid' or 'check-and-set' not in exc.message:
                 raise
             # The mount (or secret) requires check-and-set: write on top of the current version.
             meta = self._metadata()
             version = int((meta or {}).get('current_version') or 0)
-            self._call(lambda c: kv(c).create_or_update_secret(path=path, secret=payload, mount_point=mount,
-                                                               cas=version),
-                       'writing (check-and-set)', (payload['secret'],))
+            self._call(lambda c: write(c, cas=version), 'writing (check-and-set)', (payload['secret'],))
 
     def _metadata(self):
         mount, path = self.store.cfg['mount'], self.path

@@ -69,11 +69,11 @@ def test_a_blank_namespace_is_injected_as_blank(path, tmp_path):
     ctype = load_credential_type(path)
     inputs = {"url": "https://vault.example:8200", "token": "hvs.x", "role_id": "r", "secret_id": "s"}
     inputs = {k: v for k, v in inputs.items() if k in {f["id"] for f in ctype["inputs"]["fields"]}}
-    env, _ = inject(ctype, inputs, tmp_path)
+    env = inject(ctype, inputs, tmp_path)[0]
     assert env["VAULT_NAMESPACE"] == "" and env["VAULT_CACERT"] == ""
     jinja_globals = {"namespace", "range", "dict", "lipsum", "cycler", "joiner"}
     assert not jinja_globals & {f["id"] for f in ctype["inputs"]["fields"]}
-    env, _ = inject(ctype, dict(inputs, vault_namespace="team1"), tmp_path)
+    env = inject(ctype, dict(inputs, vault_namespace="team1"), tmp_path)[0]
     assert env["VAULT_NAMESPACE"] == "team1"
 
 
@@ -107,8 +107,8 @@ def test_approle_credential_delivers_over_tls_with_its_ca_file(openbao, unique, 
 
 def test_approle_credential_without_auth_approle_in_the_inventory_says_so(openbao, tmp_path):
     role_id, secret_id = openbao.approle("awx-hint", ["default"])
-    env, _ = inject(load_credential_type(APPROLE_TYPE), {"url": openbao.url, "role_id": role_id,
-                                                         "secret_id": secret_id}, tmp_path)
+    env = inject(load_credential_type(APPROLE_TYPE), {"url": openbao.url, "role_id": role_id,
+                                                      "secret_id": secret_id}, tmp_path)[0]
     with pytest.raises(StoreConfigError, match="set auth: approle"):
         open_store("hashi_vault", params(HASHI_VAULT_OPTIONS, {}), env, {})
 

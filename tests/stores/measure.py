@@ -94,7 +94,7 @@ def memory(kind, servers):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--targets', type=int, default=200)
     parser.add_argument('--threads', default='1,8')
     args = parser.parse_args()
@@ -117,8 +117,8 @@ def main():
         print('|---|---|---|---|')
         for kind, server in (('hashi_vault', bao), ('aws_secretsmanager', moto)):
             m = memory(kind, servers)
-            print('| %s | %.1f | %.1f | %.0f |' % (kind, m['import'] / 1024, m['client'] / 1024,
-                                                  (server.rss_kib() or 0) / 1024))
+            print('| %s | %.1f | %.1f | %.0f |' % (
+                kind, m['import'] / 1024, m['client'] / 1024, (server.rss_kib() or 0) / 1024))
 
 
 if __name__ == '__main__':

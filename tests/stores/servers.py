@@ -194,7 +194,7 @@ class OpenBao(_Process):
 
     def start(self):
         binary = bao_binary()
-        for _ in range(3):
+        for _attempt in range(3):
             port, tls_port, cluster_port = free_port(), free_port(), free_port()
             argv = [binary, 'server', '-dev', '-dev-listen-address=127.0.0.1:%d' % port,
                     '-dev-root-token-id=%s' % self.root_token, '-dev-no-store-token']
@@ -317,7 +317,7 @@ class Moto(_Process):
         self.issued = {self.secret_key}
 
     def start(self):
-        for _ in range(3):
+        for _attempt in range(3):
             port = free_port()
             self.url = 'http://127.0.0.1:%d' % port
             self._spawn(moto_command() + ['-H', '127.0.0.1', '-p', str(port)], _clean_env())

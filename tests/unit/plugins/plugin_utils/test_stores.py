@@ -157,7 +157,7 @@ def test_one_client_per_server_and_auth_identity_shared_by_threads():
     def opener():
         stores.append(vault({'url': 'https://vault.example:8200', 'token': TOKEN}, cache=cache))
 
-    threads = [threading.Thread(target=opener) for _ in range(16)]
+    threads = [threading.Thread(target=opener) for _i in range(16)]
     for th in threads:
         th.start()
     for th in threads:
@@ -170,7 +170,8 @@ def test_one_client_per_server_and_auth_identity_shared_by_threads():
 
 def test_aws_options_env_fallbacks_and_credentials_precedence(tmp_path):
     (tmp_path / 'credentials').write_text('[deliver]\naws_access_key_id = AKIAPROFILE\naws_secret_access_key = p\n')
-    env = {'AWS_SHARED_CREDENTIALS_FILE': str(tmp_path / 'credentials'), 'AWS_CONFIG_FILE': str(tmp_path / 'config'),'AWS_DEFAULT_REGION': 'eu-west-1', 'AWS_ACCESS_KEY_ID': 'AKIAENV', 'AWS_SECRET_ACCESS_KEY': 'env-secret',
+    env = {'AWS_SHARED_CREDENTIALS_FILE': str(tmp_path / 'credentials'), 'AWS_CONFIG_FILE': str(tmp_path / 'config'),
+           'AWS_DEFAULT_REGION': 'eu-west-1', 'AWS_ACCESS_KEY_ID': 'AKIAENV', 'AWS_SECRET_ACCESS_KEY': 'env-secret',
            'AWS_SESSION_TOKEN': 'env-session', 'AWS_ENDPOINT_URL': 'http://127.0.0.1:1/'}
     store = aws({}, env)
     assert store.region == 'eu-west-1' and store.cfg['endpoint_url'] == 'http://127.0.0.1:1'

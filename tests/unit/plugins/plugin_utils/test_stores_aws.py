@@ -11,7 +11,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.sfdc.eca.plugins.plugin_utils import _stores
 from ansible_collections.sfdc.eca.plugins.plugin_utils._stores import (
-    AWS_SECRETSMANAGER_OPTIONS, StoreConfigError, StoreError, open_store)
+    AWS_SECRETSMANAGER_OPTIONS, StoreError, open_store)
 from ansible_collections.sfdc.eca.tests.stores.servers import FaultProxy, Moto, closed_port
 
 
@@ -201,7 +201,7 @@ def test_a_lost_answer_is_retried_without_a_second_version(moto, sleeps):
         proxy.lose_answer(1, match='POST')
         data = pair()
         target.write(data)
-        assert [o for _, o in proxy.seen][-2:] == ['lose_answer', 'forward']
+        assert [outcome for _line, outcome in proxy.seen][-2:] == ['lose_answer', 'forward']
         after = moto.secret('salesforce/o/a/c')
     assert json.loads(after['SecretString'])['key'] == data['key']
     # Same idempotency token on the retry: one new version, not two.

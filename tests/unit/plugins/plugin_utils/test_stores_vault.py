@@ -111,15 +111,22 @@ def test_approle_logs_in_once_for_many_threads_and_writes(openbao, unique):
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=deliver, args=(i,)) for i in range(12)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    def run_threads():
+        threads = [threading.Thread(target=deliver, args=(i,)) for i in range(12)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+
+    run_threads()
     assert errors == []
     assert len(logins) == 1
     assert len([k for k in cache if isinstance(k, tuple) and 'hashi_vault' in k]) == 1
     assert openbao.kv_get('%s/org07/App/C' % unique)['data']['org'] == 'org07'
+    # The token is revoked under the threads' feet: they are refused together, one of them logs in again.
+    openbao.api('POST', 'auth/token/revoke', {'token': store.conn.client.token})
+    run_threads()
+    assert errors == [] and len(logins) == 2
 
 
 def test_approle_logs_in_again_when_its_token_is_revoked(openbao, unique):
@@ -211,7 +218,7 @@ def test_a_mount_that_requires_check_and_set(openbao, unique):
     mount = openbao.mount('cas-' + unique, 'kv', {'version': '2'})
     openbao.api('POST', '%s/config' % mount, {'cas_required': True})
     target = vault({'url': openbao.url, 'token': openbao.root_token, 'mount': mount}).target('o/a/c')
-    for _ in range(2):
+    for _round in range(2):
         data = pair()
         target.write(data)
         assert target.read_back() == data['key']
@@ -305,7 +312,7 @@ def test_bad_gateway_reset_and_lost_answer_through_a_proxy(openbao, unique, slee
         proxy.answer(2, 502, {'errors': ['upstream down']}).reset(1)
         data = pair()
         target.write(data)
-        assert [o for _, o in proxy.seen] == ['answer', 'answer', 'reset', 'forward'] and len(sleeps) == 3
+        assert [outcome for _line, outcome in proxy.seen] == ['answer', 'answer', 'reset', 'forward'] and len(sleeps) == 3
         # An answer lost after the write went through: the write is retried (a new version, same data).
         proxy.lose_answer(1)
         data = pair()
@@ -341,8 +348,8 @@ def test_tls_with_the_ca_from_ca_path_or_vault_cacert(openbao, unique, sleeps):
 
 
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
-def test_tls_without_the_ca_fails_the_plan_and_validate_certs_false_skips_it(openbao, unique, sleeps, tmp_path,
-                                                                           monkeypatch):
+def test_tls_without_the_ca_fails_the_plan_and_validate_certs_false_skips_it(
+        openbao, unique, sleeps, tmp_path, monkeypatch):
     for var in ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE'):
         monkeypatch.delenv(var, raising=False)
     store = vault({'url': openbao.tls_url, 'token': openbao.root_token})
