@@ -164,6 +164,15 @@ class _Process:
                 self.proc.wait(10)
         self.proc = None
 
+    def cpu_seconds(self):
+        """User + system CPU time the server process has used (Linux), or None."""
+        try:
+            with open('/proc/%d/stat' % self.proc.pid) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+        except (OSError, AttributeError, IndexError, ValueError):
+            return None
+
     def rss_kib(self):
         """Resident memory of the server process in KiB (Linux), or None."""
         try:
