@@ -7,8 +7,10 @@
 Interface::
 
     HASHI_VAULT_OPTIONS, AWS_SECRETSMANAGER_OPTIONS   # argument-spec dicts of deliver.<kind>'s sub-options
+    OPTIONS[kind]                                    # the same, by kind
     ENV_FALLBACKS[kind][option] -> (VAR, ...)        # environment variables read when an option is unset
     STORE_KINDS = ('hashi_vault', 'aws_secretsmanager')
+    load_library(kind)                               # import hvac / boto3 now, or StoreConfigError
 
     store = open_store(kind, options, environ, cache)
         # options: validated against the kind's spec (defaults filled); environ: the task's environment
@@ -25,10 +27,11 @@ Interface::
     target.read_back() -> str | None    # the `key` the target holds now, None when absent
 
 Errors: ``StoreError`` (``.reason`` classifies it, ``.transient`` says whether trying later may help,
-``to_result()`` gives secret-free fields); ``StoreConfigError`` for what is found before any write
-(missing library, missing URL or credentials, wrong mount, refused login, ...). Messages name the
-store, URL and path, never a token, secret or response body. Connection errors, timeouts, 5xx and
-throttling are retried a few times with backoff (``RETRY``); nothing is retried forever.
+``.label`` names the target, ``to_result()`` gives secret-free fields); ``StoreConfigError`` for what is
+found before any write (missing library, missing URL or credentials, wrong mount, refused login, ...).
+Messages name the store, URL and path, never a token, secret or response body. Connection errors,
+timeouts, 5xx and throttling are retried a few times with backoff (``RETRY``); nothing is retried
+forever. Options and failures for users: docs/delivery.md.
 """
 
 from __future__ import annotations
