@@ -246,6 +246,8 @@ def _check_url(kind: str, option: str, value: str, source) -> str:
     host = parts.hostname.lower()
     if ':' in host:
         host = '[%s]' % host
+    if (parts.scheme, port) in (('https', 443), ('http', 80)):
+        port = None
     netloc = host if port is None else '%s:%d' % (host, port)
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip('/'), '', ''))
 

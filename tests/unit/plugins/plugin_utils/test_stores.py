@@ -140,6 +140,8 @@ def test_target_paths_that_are_not_plain_segments_are_refused(path):
 
 def test_vault_label_and_identity():
     cache = {}
+    assert vault({'url': 'https://Vault.Example:443/', 'token': TOKEN}).target('x').identity == \
+        vault({'url': 'https://vault.example', 'token': TOKEN}).target('x').identity
     a = vault({'url': 'https://Vault.Example:8200/', 'token': TOKEN}, cache=cache).target('salesforce/o/a/c')
     b = vault({'url': 'https://vault.example:8200', 'auth': 'approle', 'role_id': 'r', 'secret_id': 's' * 10},
               cache=cache).target('salesforce/o/a/c')
