@@ -14,8 +14,9 @@ version_added: 0.2.0
 description:
   - The engine of the C(sfdc.eca.rotation) role. For each org (one inventory host per org) it authenticates once, reads
     the apps and consumers, plans each consumer (C(rotate), C(resume), C(revoke), C(finish), C(skip), C(blocked)), stages
-    a new pair, verifies it with the token endpoint, delivers it (ansible-vault file or plain file on the controller) and
-    reads it back, promotes it, records the promotion in the org's history file, and optionally revokes the previous
+    a new pair, verifies it with the token endpoint, delivers it (ansible-vault file or plain file on the controller,
+    HashiCorp Vault or OpenBao KV v2, AWS Secrets Manager) and reads it back, promotes it, records the promotion in the
+    org's history file, and optionally revokes the previous
     pair and proves it is refused. Orgs run side by side in a pool of O(workers) threads.
   - Each org's options are this task's options; an option the task leaves unset takes the org's variable
     C(sfdc_eca_<option>) (for example C(sfdc_eca_connection), C(sfdc_eca_rotations)) as a task on that org's host would see
@@ -101,7 +102,8 @@ options:
       deliver:
         description:
           - Where the new key and secret go before they are promoted. Exactly one of O(rotations[].deliver.vault_file),
-            O(rotations[].deliver.file) and O(rotations[].deliver.tasks_file).
+            O(rotations[].deliver.file), O(rotations[].deliver.hashi_vault), O(rotations[].deliver.aws_secretsmanager) and
+            O(rotations[].deliver.tasks_file).
           - Paths may contain C({org}), C({app_name}) and C({consumer_name}); a name from the org that contains C(/), C(\),
             C(..) or a control character is refused, and a resolved path must stay in the directory before the first
             placeholder. Two consumers of one run cannot share a target.
@@ -144,6 +146,97 @@ options:
                 description: With C(env), the prefix of the variable names.
                 type: str
                 default: SALESFORCE_
+          hashi_vault:
+            type: dict
+            description:
+              - A HashiCorp Vault or OpenBao KV version 2 secret - a new version holding the credential, read back before
+                promoting (docs/delivery.md).
+            suboptions:
+              url:
+                type: str
+                description: "Vault or OpenBao address; C(http://) only when named here (a local test server). Environment C(VAULT_ADDR)."
+              mount:
+                type: str
+                default: "secret"
+                description: "Mount point of a KV version 2 secrets engine."
+              path:
+                type: str
+                default: "salesforce/{org}/{app_name}/{consumer_name}"
+                description: "Secret path under the mount (template)."
+              auth:
+                type: str
+                choices: [token, approle]
+                default: "token"
+                description: "How to log in."
+              token:
+                type: str
+                description: "Token for C(auth=token). Environment C(VAULT_TOKEN)."
+              role_id:
+                type: str
+                description: "AppRole role id for C(auth=approle). Environment C(VAULT_ROLE_ID)."
+              secret_id:
+                type: str
+                description: "AppRole secret id. Environment C(VAULT_SECRET_ID)."
+              auth_mount:
+                type: str
+                default: "approle"
+                description: "Where the AppRole auth method is mounted."
+              namespace:
+                type: str
+                description: "Vault Enterprise or OpenBao namespace. Environment C(VAULT_NAMESPACE)."
+              ca_path:
+                type: path
+                description: "PEM file of the CA that signed the server certificate. Environment C(VAULT_CACERT)."
+              validate_certs:
+                type: bool
+                default: true
+                description: "C(false) skips certificate checks (not for production)."
+              timeout:
+                type: int
+                default: 30
+                description: "Seconds per request."
+          aws_secretsmanager:
+            type: dict
+            description:
+              - An AWS Secrets Manager secret (the credential as JSON) - created when absent, else a new version; read back
+                before promoting (docs/delivery.md).
+            suboptions:
+              secret_id:
+                type: str
+                default: "salesforce/{org}/{app_name}/{consumer_name}"
+                description: "Secret name (template), or the ARN of an existing secret."
+              region:
+                type: str
+                description: "AWS region; else the profile's. Environment C(AWS_REGION)/C(AWS_DEFAULT_REGION)."
+              endpoint_url:
+                type: str
+                description: "Another endpoint (a VPC endpoint, a local emulator). Environment C(AWS_ENDPOINT_URL_SECRETS_MANAGER)/C(AWS_ENDPOINT_URL)."
+              kms_key_id:
+                type: str
+                description: "KMS key of the secret, used when it is created and for every new version."
+              profile:
+                type: str
+                description: "Profile of the shared config and credentials files. Environment C(AWS_PROFILE)/C(AWS_DEFAULT_PROFILE)."
+              access_key:
+                type: str
+                description: "AWS access key id (else boto3's credential chain). Environment C(AWS_ACCESS_KEY_ID)/C(AWS_ACCESS_KEY)."
+              secret_key:
+                type: str
+                description: "AWS secret access key. Environment C(AWS_SECRET_ACCESS_KEY)/C(AWS_SECRET_KEY)."
+              session_token:
+                type: str
+                description: "AWS session token. Environment C(AWS_SESSION_TOKEN)/C(AWS_SECURITY_TOKEN)."
+              ca_path:
+                type: path
+                description: "PEM CA bundle for the endpoint. Environment C(AWS_CA_BUNDLE)."
+              validate_certs:
+                type: bool
+                default: true
+                description: "C(false) skips certificate checks (not for production)."
+              timeout:
+                type: int
+                default: 30
+                description: "Seconds per request."
       verify:
         description: How to prove this app's new pair works. Default O(verify).
         type: str

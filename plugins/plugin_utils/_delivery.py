@@ -32,12 +32,15 @@ from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_model import (
     MAYBE_REACHED,
     NOT_REACHED,
 )
+from ansible_collections.sfdc.eca.plugins.plugin_utils._stores import STORE_KINDS, StoreError, open_store
 
 PLACEHOLDERS = ('{org}', '{app_name}', '{consumer_name}')
 # Every key a delivery carries, in this order (the same dict a tasks file receives as sfdc_eca_credential).
 CREDENTIAL_FIELDS = ('instance_url', 'org', 'app_name', 'app_id', 'consumer_name', 'consumer_id', 'key', 'secret')
 FILE_KINDS = ('vault_file', 'file')
-KINDS = ('vault_file', 'file', 'tasks_file')
+KINDS = ('vault_file', 'file') + STORE_KINDS + ('tasks_file',)
+# a store's failure that certainly left the target as it was (the others may have written it)
+STORE_NOT_WRITTEN = frozenset(('config', 'missing_library', 'auth', 'permission', 'mount', 'not_found', 'invalid', 'tls'))
 _ENV_SAFE = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:@%+=,-')
 
 
@@ -203,6 +206,27 @@ class VaultFileTarget(FileTarget):
     kind = 'vault_file'
 
 
+class StoreTarget(Target):
+    """A secret store's target (_stores), its failures told as DeliveryError."""
+
+    def __init__(self, target: t.Any) -> None:
+        super().__init__(target.label, tuple(target.identity))
+        self.kind = target.kind
+        self._target = target
+
+    def write(self, data: t.Mapping[str, t.Any]) -> None:
+        try:
+            self._target.write(credential(data))
+        except StoreError as exc:
+            raise DeliveryError(str(exc), NOT_REACHED if exc.reason in STORE_NOT_WRITTEN else MAYBE_REACHED)
+
+    def read_back(self) -> str | None:
+        try:
+            return self._target.read_back()
+        except StoreError as exc:
+            raise DeliveryError(str(exc))
+
+
 class Delivery:
     """A rotation entry's checked ``deliver``; ``target`` resolves it for one consumer."""
 
@@ -248,6 +272,31 @@ class FileDelivery(Delivery):
             raise ConfigError("%s '%s' resolves to %s, outside %s" % (self.what, self.template, path, self.directory))
         target = (VaultFileTarget if self.kind == 'vault_file' else FileTarget)(path, self._render, self._parse)
         return target
+
+
+class StoreDelivery(Delivery):
+    """hashi_vault and aws_secretsmanager: a path (or secret id) template in a secret store."""
+
+    def __init__(self, store: t.Any, what: str) -> None:
+        check_template(store.path_template, what)
+        super().__init__(store.path_template, what)
+        self.kind = store.kind
+        self.store = store
+
+    def shared_by(self, count: int) -> str | None:
+        if count > 1 and '{consumer_name}' not in self.template:
+            return ("%s '%s' must contain {consumer_name}: the entry covers %d consumers and each needs its own target"
+                    % (self.what, self.template, count))
+        return None
+
+    def target(self, fields: t.Mapping[str, str]) -> Target:
+        for name, what in (('org', 'org name'), ('app_name', 'app name'), ('consumer_name', 'consumer name')):
+            if '{%s}' % name in self.template:
+                check_name(fields.get(name), what)
+        try:
+            return StoreTarget(self.store.target(fill(self.template, fields)))
+        except StoreError as exc:
+            raise ConfigError('%s: %s' % (self.what, exc))
 
 
 def _env_value(value: t.Any) -> str:
@@ -297,9 +346,12 @@ def _parse_mapping(content: bytes) -> str | None:
 class Deliveries:
     """The delivery settings of a run; shared by the orgs of a fleet (threads), so its caches are locked."""
 
-    def __init__(self) -> None:
+    def __init__(self, environ: t.Mapping[str, str] | None = None) -> None:
         self._lock = threading.Lock()
         self._vault_secrets: dict[tuple[str, str], t.Any] = {}
+        # the task's environment (fallbacks of the stores' options), read when an entry is configured
+        self.environ = os.environ if environ is None else environ
+        self.cache: dict[t.Any, t.Any] = {}  # the stores' clients and logins, shared by the orgs of a run
 
     def configure(self, deliver: t.Any, defaults: t.Mapping[str, t.Any], app_name: str) -> Delivery:
         """The entry's ``deliver`` checked; raises ConfigError with a message naming the entry."""
@@ -311,6 +363,14 @@ class Deliveries:
             raise ConfigError('%s: deliver must set exactly one of %s, got %s'
                               % (where, ', '.join(KINDS), ', '.join(given) or 'none'))
         kind = given[0]
+        if kind in STORE_KINDS:
+            what = '%s: deliver.%s' % (where, kind)
+            try:
+                store = open_store(kind, deliver[kind], self.environ, self.cache)
+                store.check()
+            except StoreError as exc:
+                raise ConfigError('%s: %s' % (what, exc))
+            return StoreDelivery(store, what + ('.path' if kind == 'hashi_vault' else '.secret_id'))
         if kind == 'tasks_file':
             path = os.path.abspath(os.path.expanduser(str(deliver['tasks_file'])))
             if not os.path.isfile(path):

@@ -28,6 +28,7 @@ ROTATION_OUTCOMES = ('rotated', 'skipped', 'blocked', 'failed', 'planned', 'not_
 AUDIT_OUTCOMES = ('ok', 'attention', 'failed')
 ATTENTION = ('failed', 'blocked', 'not_run', 'attention')
 
+
 def _clean(row):
     return dict((k, row.get(k)) for k in ROW_FIELDS if k in row)
 
@@ -179,8 +180,6 @@ def stats(report):
     """The totals for set_stats (numbers only)."""
     totals = report.get('totals') or {}
     return dict((k, v) for k, v in totals.items() if isinstance(v, int))
-
-
 
 
 # --------------------------------------------------------------------------------------------------

@@ -365,11 +365,11 @@ class OrgRotation:
                 out[name] = known[name]
                 continue
             near = [n for n in known if n and n.lower() == name.lower()]
+            hint = " (developer names are case-sensitive: did you mean '%s'?)" % near[0] if near else ''
             out[name] = ConfigError(
                 "no External Client App with developer name '%s' in %s%s. The listing shows only apps with OAuth usage "
                 "data: an app nobody has used yet is missing from it; give its app_id (0x...) in the rotation entry."
-                % (name, self.instance_url, (" (developer names are case-sensitive: did you mean '%s'?)" % near[0])
-                                            if near else ''))
+                % (name, self.instance_url, hint))
         return out
 
     @staticmethod

@@ -203,14 +203,14 @@ def finish_org(org: str, options: t.Mapping[str, t.Any], handoff: t.Mapping[str,
 
 
 def pool(jobs: list[tuple[str, t.Callable[[], dict[str, t.Any]], t.Mapping[str, t.Any]]], workers: int,
-          gate: t.Mapping[str, t.Any]) -> dict[str, dict[str, t.Any]]:
+         gate: t.Mapping[str, t.Any]) -> dict[str, dict[str, t.Any]]:
     futures = {}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, int(workers))) as executor:
         for org, call, options in jobs:
             if org in futures:
                 continue
             # each org in a copy of this context: Ansible collects a task's warnings through a context variable
-            futures[org] = (pool.submit(contextvars.copy_context().run, call), options)
+            futures[org] = (executor.submit(contextvars.copy_context().run, call), options)
     out: dict[str, dict[str, t.Any]] = {}
     for org, (future, options) in futures.items():
         try:
@@ -232,10 +232,16 @@ def shared_templates(jobs: t.Iterable[tuple[str, t.Mapping[str, t.Any]]]) -> dic
             if not isinstance(deliver, dict):
                 continue
             template = deliver.get('vault_file') or (deliver.get('file') or {}).get('path')
-            if not template:
+            vault, aws = deliver.get('hashi_vault') or {}, deliver.get('aws_secretsmanager') or {}
+            if template:
+                place = os.path.normpath(os.path.abspath(os.path.expanduser(str(template))))
+            elif vault.get('path'):
+                place = 'hashi_vault %s %s/%s' % (vault.get('url') or '$VAULT_ADDR', vault.get('mount'), vault['path'])
+            elif aws.get('secret_id'):
+                place = 'aws_secretsmanager %s %s' % (aws.get('endpoint_url') or aws.get('region') or '', aws['secret_id'])
+            else:
                 continue
-            partial = os.path.normpath(os.path.abspath(os.path.expanduser(str(template))).replace('{org}', org)
-                                       .replace('{app_name}', str(entry.get('app_name'))))
+            partial = place.replace('{org}', org).replace('{app_name}', str(entry.get('app_name')))
             users.setdefault(partial, []).append((org, index))
     out: dict[str, dict[int, str]] = {}
     for partial, entries in users.items():
@@ -244,7 +250,7 @@ def shared_templates(jobs: t.Iterable[tuple[str, t.Mapping[str, t.Any]]]) -> dic
             continue
         for org, index in entries:
             out.setdefault(org, {})[index] = (
-                "the delivery path resolves to %s for the orgs %s too: put {org} in it so that each org gets its own "
+                "the delivery target resolves to %s for the orgs %s too: put {org} in it so that each org gets its own "
                 'target; nothing was written' % (partial, ', '.join(o for o in orgs if o != org)))
     return out
 
@@ -260,7 +266,7 @@ def run_fleet(jobs: t.Iterable[tuple[str, t.Mapping[str, t.Any]]], gate: t.Mappi
     jobs = list(jobs)
     shared = shared_templates(jobs)
     calls = [(org, (lambda o=org, p=options: run_org(o, p, gate, check_mode, deliveries, claims,
-                                                      refused_entries=shared.get(o), **kw)), options)
+                                                     refused_entries=shared.get(o), **kw)), options)
              for org, options in jobs]
     return pool(calls, workers, gate)
 

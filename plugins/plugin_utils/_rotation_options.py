@@ -14,6 +14,8 @@ from __future__ import annotations
 import copy
 import typing as t
 
+from ansible_collections.sfdc.eca.plugins.plugin_utils._stores import AWS_SECRETSMANAGER_OPTIONS, HASHI_VAULT_OPTIONS
+
 VARIABLE_PREFIX = 'sfdc_eca_'
 
 VERIFY_METHODS = ('client_credentials', 'jwt', 'none')
@@ -30,6 +32,8 @@ DELIVER_OPTIONS: dict[str, dict[str, t.Any]] = {
         'format': {'type': 'str', 'default': 'env', 'choices': list(FILE_FORMATS)},
         'prefix': {'type': 'str', 'default': 'SALESFORCE_'},
     }},
+    'hashi_vault': {'type': 'dict', 'options': HASHI_VAULT_OPTIONS},
+    'aws_secretsmanager': {'type': 'dict', 'options': AWS_SECRETSMANAGER_OPTIONS},
 }
 
 VERIFY_JWT_OPTIONS: dict[str, dict[str, t.Any]] = {
@@ -100,11 +104,16 @@ def org_spec() -> dict[str, dict[str, t.Any]]:
     return copy.deepcopy(ORG_OPTIONS)
 
 
-def task_spec() -> dict[str, dict[str, t.Any]]:
-    """The task's argument spec: its own options, and each org option without a default (unset = the org's variable)."""
+def task_spec(nested: bool = False) -> dict[str, dict[str, t.Any]]:
+    """The task's argument spec: its own options, and each org option without a default (unset = the org's variable).
+
+    Without ``nested`` the org options' sub-options are left out: each org's options are checked whole, once merged
+    with its variables, and checking them here too would turn every unset sub-option into an explicit None."""
     spec = copy.deepcopy(TASK_OPTIONS)
     for name, option in org_spec().items():
         option.pop('default', None)
+        if not nested:
+            option.pop('options', None)
         spec[name] = option
     return spec
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ansible_collections.sfdc.eca.plugins.filter import report as rep
+from ansible_collections.sfdc.eca.plugins.plugin_utils import _report as rep
 from ansible_collections.sfdc.eca.plugins.plugin_utils import _report_html as rh
 
 HOSTILE = 'o<script>alert(1)</script></script><img src=x onerror=alert(2)>&amp;"\'\u2028'
@@ -17,7 +17,7 @@ NOW = '2026-06-01T12:00:00Z'
 
 
 def _report(rows, kind='rotation'):
-    report = rep.eca_report(rows, kind)
+    report = rep.build(rows, kind)
     report['generated'] = NOW
     return report
 

@@ -202,7 +202,10 @@ def test_an_unrecorded_promotion_is_finished_and_its_revoke_done_by_the_next_run
 def test_without_revoke_an_unrecorded_promotion_is_recorded_not_blocked(esim, org, tmp_path, monkeypatch):
     opts = org(min_age_days=0)
     consumer = billing(esim)
-    monkeypatch.setattr(history.History, 'record_rows', lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+    def killed(self, org_name, rows):
+        raise KeyboardInterrupt('killed after the PATCH')
+    monkeypatch.setattr(history.History, 'record_rows', killed)
     with pytest.raises(KeyboardInterrupt):
         run(opts)
     monkeypatch.undo()
@@ -444,14 +447,29 @@ def test_run_fleet_rotates_an_org_given_twice_once(sim_factory, tmp_path):
 
 
 def test_two_orgs_of_a_run_cannot_deliver_to_one_file(sim_factory, tmp_path):
-    """I4: a path template without {org}: the second org to claim the file fails before it writes anything."""
+    """I4: a path template without {org}: every org that would write the file fails before any call."""
     fleet_sim = sim_factory(FLEET_SEED)
     jobs = fleet_jobs(fleet_sim, tmp_path, rotations=[{'app_name': 'Billing_Sync', 'deliver': {
         'vault_file': str(tmp_path / 'out' / '{app_name}.vault.yml')}}])[:2]
+    fleet_sim.reset_log()
+    out = fleet.run_fleet(jobs, {'run': True}, workers=2, sleep=Sleeps())
+    for name in ('fleet00', 'fleet01'):
+        [row] = out[name]['records']
+        assert (row['outcome'], row['phase']) == ('failed', 'plan') and '{org}' in row['error'], row
+        assert fleet_sim.requests(name) == [], 'nothing was asked of the org'
+    assert not (tmp_path / 'out').exists()
+
+
+def test_a_target_claimed_by_another_org_of_the_run_is_refused(sim_factory, tmp_path):
+    """I4: templates that differ, but resolve to one file: the second consumer to claim it fails before it writes."""
+    fleet_sim = sim_factory(FLEET_SEED)
+    jobs = fleet_jobs(fleet_sim, tmp_path)[:2]
+    jobs[0][1]['rotations'][0]['deliver']['vault_file'] = str(tmp_path / 'out' / '{consumer_name}.vault.yml')
+    jobs[1][1]['rotations'][0]['deliver']['vault_file'] = str(tmp_path / 'out' / 'Billing.vault.yml')
     out = fleet.run_fleet(jobs, {'run': True}, workers=1, sleep=Sleeps())
     first, second = out['fleet00']['records'][0], out['fleet01']['records'][0]
     assert first['outcome'] == 'rotated'
     assert (second['outcome'], second['phase']) == ('failed', 'plan') and 'also the delivery target of fleet00' in \
         second['error'], second
     assert fleet_sim.write_count('fleet01') == 0
-    assert decrypt(tmp_path / 'out' / 'Billing_Sync.vault.yml')['org'] == 'fleet00'
+    assert decrypt(tmp_path / 'out' / 'Billing.vault.yml')['org'] == 'fleet00'
