@@ -100,7 +100,9 @@ def fixed_directory(template: str) -> str:
 
 
 def credential(fields: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
-    return dict((name, fields.get(name)) for name in CREDENTIAL_FIELDS)
+    """The credential a delivery stores, with plain str values (templated strings are str subclasses that the
+    YAML and JSON writers of some targets refuse)."""
+    return dict((name, None if fields.get(name) is None else str(fields.get(name))) for name in CREDENTIAL_FIELDS)
 
 
 def write_durably(path: str, data: bytes, dir_mode: int = 0o700) -> None:
