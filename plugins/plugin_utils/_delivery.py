@@ -413,6 +413,25 @@ class Deliveries:
                                 _render_json if fmt == 'json' else _render_yaml, _parse_mapping)
         raise ConfigError("%s: deliver.file.format '%s' is not one of env, json, yaml" % (where, fmt))
 
+    def history_store(self, spec: t.Any) -> t.Any:
+        """The secret store that keeps the rotation history (``history_store``), or None for files only."""
+        given = [kind for kind in STORE_KINDS if isinstance(spec, dict) and spec.get(kind)]
+        if not given:
+            return None
+        if len(given) > 1:
+            raise ConfigError('history_store must set one of %s, got %s' % (', '.join(STORE_KINDS), ', '.join(given)))
+        kind = given[0]
+        try:
+            store = open_store(kind, spec[kind], self.environ, self.cache)
+            store.check()
+        except StoreError as exc:
+            raise ConfigError('history_store.%s: %s' % (kind, exc))
+        check_template(store.path_template, 'history_store.%s' % kind)
+        if '{org}' not in store.path_template:
+            raise ConfigError("history_store.%s: the path '%s' must contain {org}: each org keeps its own history"
+                              % (kind, store.path_template))
+        return store
+
     def _vault_secret(self, password_file: str, vault_id: str, where: str) -> t.Any:
         """The vault secret as ansible-vault reads it: the file's text, or an executable's output (a vault-id
         client script gets --vault-id). Loaded once per run."""
