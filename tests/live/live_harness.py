@@ -33,7 +33,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "safety"))
 
-from safety_helpers import ROOT, SafetyRun, kill_tree  # noqa: E402
+from safety_helpers import ROOT, SafetyRun  # noqa: E402
 from fleet import ansible_playbook, decrypt_vault_file, e2e  # noqa: E402
 
 ADMIN = "admin@live.test"
@@ -505,8 +505,50 @@ class Integrations:
 
 # -- the scenario ----------------------------------------------------------------------------------
 
+def process_tree(pid):
+    """pid and its descendants, parents first. ansible-core's workers call setsid(): the process group of
+    ansible-playbook does not hold them, so a kill of that group leaves the worker running the rotation."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/stat" % name, "rb") as f:
+                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop(0)
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def crash(proc):
+    """SIGKILL ansible-playbook and every process it started, as one crash: each is stopped first (none sees
+    another die and reacts, none forks unseen), then all are killed."""
+    stopped = []
+    while True:
+        new = [p for p in process_tree(proc.pid) if p not in stopped]
+        if not new:
+            break
+        for p in new:
+            try:
+                os.kill(p, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        stopped += new
+    for p in stopped:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return stopped
+
+
 class Killer:
-    """SIGKILL of the current run's process group (ansible-playbook runs in a session of its own).
+    """SIGKILL of the current run: ansible-playbook and all its processes (`crash`).
 
     As the predicate of a `latency` fault of 0 s that never applies (`observe`) it sees every REST write the
     fleet sends: a run marked for a random kill is killed a random delay after its k-th write (k and the
@@ -523,18 +565,27 @@ class Killer:
         self.crashed = set()    # families whose lost reply was followed by a crash
         self.timer = None
         self.seen = 0           # REST requests handled
+        self.killed = 0         # processes of the last crash
+        self.lock = threading.Lock()
         self.__name__ = "write_observer"
 
     def arm(self, proc, target):
         self.proc, self.target, self.writes, self.reason, self.kind, self.timer = proc, target, 0, None, None, None
+        self.killed = 0
 
     def kill(self, reason, kind="random"):
-        if self.reason is None and self.proc is not None:
-            self.reason, self.kind = reason, kind
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        with self.lock:
+            if self.reason is None and self.proc is not None:
+                self.reason, self.kind = reason, kind
+                self.killed = len(crash(self.proc))
+
+    def wait(self, proc):
+        """The run's exit status, once a crash in progress has reached every process."""
+        rc = proc.wait()
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+        return rc
 
     def settle(self, quiet=0.5, timeout=30):
         """Wait until the simulator has handled what a finished (or killed) run sent: requests read before a
@@ -635,13 +686,12 @@ class Scenario:
         proc = self.fleet.sandbox.popen(self.fleet.command(self.run_no))
         self.run_started = started = time.time()
         self.killer.arm(proc, target)
-        rc = proc.wait()
-        if self.killer.timer is not None:
-            self.killer.timer.cancel()
+        rc = self.killer.wait(proc)
         seconds = round(time.time() - started, 2)
         writes = sum(1 for e in self.sim.requests() if e["method"] in ("POST", "PATCH", "DELETE")
                      and e["path"].startswith("/services/data/") and started <= e["time"])
         record = {"run": self.run_no, "killed": self.killer.reason, "kill_kind": self.killer.kind,
+                  "processes_killed": self.killer.killed,
                   "kill_target_write": target, "rc": rc,
                   "seconds": seconds, "writes": writes,
                   "output": "popen-%d.out" % (len(self.fleet.sandbox.outputs) - 1)}
@@ -655,23 +705,21 @@ class Scenario:
         self.integrations.start()
         try:
             self.arm()
-            for _ in range(self.kills + 3):
+            while self.run_no < self.kills + 3:
                 random_kills = sum(1 for r in self.runs if r["kill_kind"] == "random")
                 if self.runs and (random_kills >= self.kills
                                   or (not self.unfired() and not self.fleet.not_converged())):
                     break
                 self.run(kill=random_kills < self.kills)
             self.disarm("unavailable")
-            for _ in range(2):
-                if not self.unfired():
-                    break
+            phase_two = self.run_no + 2
+            while self.unfired() and self.run_no < phase_two:
                 self.run()
             self.disarm()
             if self.bursts:
                 self.bursts.start(self.run_no + 1, False)
-            for _ in range(self.settings.max_reruns):
-                if not self.fleet.not_converged():
-                    break
+            last = self.run_no + self.settings.max_reruns
+            while self.fleet.not_converged() and self.run_no < last:
                 self.run()
             if not self.fleet.not_converged():
                 self.converged_after = self.run_no
@@ -688,10 +736,7 @@ class Scenario:
         log = self.sim.requests()
         fleet = self.fleet
         problems = {}
-        problems["integration auth failures (refused while the target held the pair)"] = [
-            "%s [%s] %s %s in run %s at %ss, staged slot then: %s" % (
-                f["integration"], f["family"], f["key"], f["error"], f["run"]["run"], f["run"]["at"], f.get("slot"))
-            if "integration" in f else str(f) for f in self.integrations.failures()]
+        problems["integration auth failures (refused while the target held the pair)"] = self.failure_lines()
         rows = fleet.last_rows()
         problems["consumers not converged (new main key, staged slot empty, target holds the main pair)"] = [
             "%s [%s]: %s%s" % (name, org_family(name.split()[0]), why, rows.get(name, ""))
@@ -703,8 +748,29 @@ class Scenario:
                 once.append("%s [%s]: promoted %d times" % (t.name, t.family, n))
         problems["exactly one promotion per consumer"] = once
         problems["secrets in outputs, logs, reports, history"] = self.leaks()
-        problems["files written outside the configured directories"] = self.stray_files()
+        outside, left = self.stray_files()
+        problems["files written outside the configured directories"] = outside
+        problems["configured directories hold only the targets (0600) and reports (no temp file of a killed write)"] = left
         return problems
+
+    def failure_lines(self):
+        """One line per integration and refused key: how often, first and last time, the staged slot then."""
+        groups = {}
+        for f in self.integrations.failures():
+            if "integration" not in f:
+                groups[str(f)] = [f]
+                continue
+            groups.setdefault((f["integration"], f["family"], f["key"], f["error"]), []).append(f)
+        out = []
+        for k, fs in groups.items():
+            if isinstance(k, str):
+                out.append(k)
+                continue
+            first, last = fs[0], fs[-1]
+            out.append("%s [%s] %s %s x%d: first in run %s at %ss (staged slot: %s), last in run %s at %ss" % (
+                k[0], k[1], k[2], k[3], len(fs), first["run"]["run"], first["run"]["at"], first.get("slot"),
+                last["run"]["run"], last["run"]["at"]))
+        return out
 
     def leaks(self):
         secrets = self.sim.secrets()
@@ -713,24 +779,25 @@ class Scenario:
         return ["%s: %s" % hit for hit in scan.hits]
 
     def stray_files(self):
+        """(files outside the configured directories, unexpected files left inside them)."""
         fleet = self.fleet
-        out = []
+        out, left = [], []
         expected = {t.path.name for t in fleet.targets}
         for p in fleet.vault_dir.iterdir():
             if p.name not in expected:
-                out.append("vault dir: %s" % p.name)
+                left.append("vault dir: %s" % p.name)
         for t in fleet.targets:
             if t.path.exists() and stat.S_IMODE(t.path.stat().st_mode) != 0o600:
-                out.append("%s: mode %o" % (t.path.name, stat.S_IMODE(t.path.stat().st_mode)))
+                left.append("%s: mode %o" % (t.path.name, stat.S_IMODE(t.path.stat().st_mode)))
         allowed_reports = {"report.json", "report.md", "report.html", "history.json", "history.d"}
         if fleet.report_dir.exists():
             for p in fleet.report_dir.iterdir():
                 if p.name not in allowed_reports:
-                    out.append("report dir: %s" % p.name)
+                    left.append("report dir: %s" % p.name)
             hd = fleet.report_dir / "history.d"
             for p in (hd.iterdir() if hd.exists() else ()):
                 if not (p.name.endswith(".json") and p.name[:-5] in fleet.orgs):
-                    out.append("report dir: history.d/%s" % p.name)
+                    left.append("report dir: history.d/%s" % p.name)
         work = list(fleet.sandbox.work.rglob("*"))
         out += ["working directory: %s" % p.relative_to(fleet.sandbox.work) for p in work]
         if sorted(p.name for p in fleet.config.iterdir()) != fleet.config_files:
@@ -739,7 +806,7 @@ class Scenario:
         out += ["test dir: %s" % n for n in sorted(top)]
         added = sorted(_project_files() - self.tree_before)
         out += ["checkout: %s" % p for p in added]
-        return out
+        return out, left
 
     # -- figures -----------------------------------------------------------------------------------
 
@@ -791,7 +858,21 @@ class Scenario:
             "faults_left_unfired": self.unfired(),
             "scanned": self.scanned,
             "problems": {k: len(v) for k, v in problems.items()},
+            "problems_by_family": _by_family(problems),
+            "problem_details": {k: v[:200] for k, v in problems.items() if v},
         }, **self.api_calls())
+
+
+def _by_family(problems):
+    """{family: {check: lines}} from the "[family]" each line names (lines naming none: "fleet")."""
+    out = {}
+    for check, lines in problems.items():
+        for line in lines:
+            family = line.split("[", 1)[1].split("]", 1)[0] if "[" in line else "fleet"
+            family = family if family in ORG_FAMILIES else "fleet"
+            out.setdefault(family, {}).setdefault(check, 0)
+            out[family][check] += 1
+    return out
 
 
 def _commit():
@@ -815,29 +896,32 @@ def _project_files():
     return out
 
 
-TABLE = (("orgs / consumers", lambda s: "%d / %d" % (s["orgs"], s["consumers"])),
-         ("seed", lambda s: s["seed"]),
-         ("auth attempts", lambda s: s["auth_attempts"]),
-         ("auths per integration (min / median)", lambda s: "%d / %s" % (s["auths_per_integration_min"],
-                                                                         s["auths_per_integration_median"])),
-         ("auth failures (integrations)", lambda s: "%d (%d)" % (s["auth_failures"], s["integrations_failing"])),
-         ("stale reads", lambda s: s["stale_reads"]),
-         ("transient answers (5xx/429/reset)", lambda s: s["transient_answers"]),
-         ("consumers converged", lambda s: "%d / %d" % (s["consumers_converged"], s["consumers"])),
-         ("runs (reruns)", lambda s: "%d (%d)" % (s["runs"], s["reruns"])),
-         ("runs killed", lambda s: "; ".join("run %d: %s" % (r["run"], r["killed"]) for r in s["run_log"]
-                                            if r["killed"]) or 0),
-         ("API calls per consumer (mean / max)", lambda s: "%s / %s" % (s["api_calls_per_consumer_mean"],
-                                                                       s["api_calls_per_consumer_max"])),
-         ("run seconds", lambda s: ", ".join("%s%s" % (r["seconds"], " (killed)" if r["killed"] else "")
-                                             for r in s["run_log"])),
-         ("wall time", lambda s: "%ss" % s["wall_seconds"]))
+def _rows(s):
+    killed = ["run %d: %s" % (r["run"], r["killed"]) for r in s["run_log"] if r["killed"]]
+    return (
+        ("orgs / consumers", "%d / %d" % (s["orgs"], s["consumers"])),
+        ("seed", s["seed"]),
+        ("auth attempts", s["auth_attempts"]),
+        ("auths per integration (min / median)",
+         "%d / %s" % (s["auths_per_integration_min"], s["auths_per_integration_median"])),
+        ("auth failures (integrations)", "%d (%d)" % (s["auth_failures"], s["integrations_failing"])),
+        ("stale reads", s["stale_reads"]),
+        ("transient answers (5xx/429/reset)", s["transient_answers"]),
+        ("consumers converged", "%d / %d" % (s["consumers_converged"], s["consumers"])),
+        ("runs (reruns)", "%d (%d)" % (s["runs"], s["reruns"])),
+        ("runs killed", "; ".join(killed) or 0),
+        ("API calls per consumer (mean / max)",
+         "%s / %s" % (s["api_calls_per_consumer_mean"], s["api_calls_per_consumer_max"])),
+        ("run seconds", ", ".join("%s%s" % (r["seconds"], " (killed)" if r["killed"] else "") for r in s["run_log"])),
+        ("wall time", "%ss" % s["wall_seconds"]),
+    )
 
 
 def table(summary, problems):
-    width = max(len(k) for k, _ in TABLE)
+    rows = _rows(summary)
+    width = max(len(k) for k, dummy in rows)
     lines = ["live integrations: %s (families: %s)" % (summary["scenario"], ", ".join(summary["families"]))]
-    lines += ["  %-*s  %s" % (width, k, f(summary)) for k, f in TABLE]
+    lines += ["  %-*s  %s" % (width, k, v) for k, v in rows]
     for name, items in problems.items():
         lines.append("  %-*s  %s" % (width, "check", ("FAILED (%d) " % len(items) if items else "ok ") + name))
     return "\n".join(lines)
