@@ -4,7 +4,8 @@
 --live-seed S          seed of the fault RNG: which consumers fail the hook, burst lengths, kill moments
                        (SFDC_LIVE_SEED, default: random, printed in the summary)
 --live-kills K         runs SIGKILLed at a random moment in the sigkill family (SFDC_LIVE_KILLS, default 2)
---live-auth-rate R     authentications per second of all integrations together (SFDC_LIVE_AUTH_RATE, default 50)
+--live-auth-rate R     authentications per second of all integrations together (SFDC_LIVE_AUTH_RATE,
+                       default: one per integration every 2 s, within 50..150)
 --live-log-dir D       where the JSON summaries go (SFDC_LIVE_LOG_DIR, default .tmp/test-logs/live)
 """
 
@@ -13,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-OPTIONS = (("orgs", "100"), ("seed", ""), ("kills", "2"), ("auth-rate", "50"), ("log-dir", ""))
+OPTIONS = (("orgs", "100"), ("seed", ""), ("kills", "2"), ("auth-rate", ""), ("log-dir", ""))
 
 
 def pytest_addoption(parser):
