@@ -768,7 +768,7 @@ class Scenario:
         problems["secrets in outputs, logs, reports, history"] = self.leaks()
         outside, left = self.stray_files()
         problems["files written outside the configured directories"] = outside
-        problems["configured directories hold only the targets (0600) and reports (no temp file of a killed write)"] = left
+        problems["configured directories hold only the targets (0600) and reports (no temporary file left)"] = left
         return problems
 
     def failure_lines(self):
@@ -807,15 +807,10 @@ class Scenario:
         for t in fleet.targets:
             if t.path.exists() and stat.S_IMODE(t.path.stat().st_mode) != 0o600:
                 left.append("%s: mode %o" % (t.path.name, stat.S_IMODE(t.path.stat().st_mode)))
-        allowed_reports = {"report.json", "report.md", "report.html", "history.json", "history.d"}
-        if fleet.report_dir.exists():
-            for p in fleet.report_dir.iterdir():
-                if p.name not in allowed_reports:
-                    left.append("report dir: %s" % p.name)
-            hd = fleet.report_dir / "history.d"
-            for p in (hd.iterdir() if hd.exists() else ()):
-                if not (p.name.endswith(".json") and p.name[:-5] in fleet.orgs):
-                    left.append("report dir: history.d/%s" % p.name)
+        # the report dir is the tool's: only temporary files left behind count there
+        for p in (fleet.report_dir.rglob("*") if fleet.report_dir.exists() else ()):
+            if p.is_file() and (p.name.endswith(".tmp") or p.name.startswith(".")):
+                left.append("report dir: %s" % p.relative_to(fleet.report_dir))
         work = list(fleet.sandbox.work.rglob("*"))
         out += ["working directory: %s" % p.relative_to(fleet.sandbox.work) for p in work]
         if sorted(p.name for p in fleet.config.iterdir()) != fleet.config_files:
