@@ -637,9 +637,10 @@ class Killer:
 class Scenario:
     """Faulty runs, then reruns until the fleet converges; every check over the whole run.
 
-    Phase 1 (runs 1 .. kills+1): every fault armed; with sigkill, runs 1 .. kills are killed at a random
-    moment. Phase 2 (at most 2 more runs): while a lost-reply fault has not fired yet. Verification bursts last
-    until run kills+2. Then every fault is cleared and the fleet is rerun until it converges (max_reruns)."""
+    Phase 1: every fault armed; with sigkill, runs are killed at a random moment until `kills` random kills
+    landed, then one runs to its end (at most kills+4 runs). Phase 2 (at most 2 more runs): while a lost-reply fault has not fired yet.
+    Verification bursts last one run longer than phase 1. Then every fault is cleared and the fleet is rerun
+    until it converges (max_reruns)."""
 
     def __init__(self, sim, base, settings, families):
         self.sim = sim
@@ -653,6 +654,7 @@ class Scenario:
         self.run_started = None
         self.bursts = None
         self.converged_after = None
+        self.bursts_until = float("inf")
         self.wall = None
         self.scanned = None
         self.tree_before = _project_files()
@@ -698,7 +700,7 @@ class Scenario:
     def run(self, kill=False):
         self.run_no += 1
         if self.bursts:
-            self.bursts.start(self.run_no, self.run_no <= self.kills + 2)
+            self.bursts.start(self.run_no, self.run_no <= self.bursts_until)
         remaining = len(self.fleet.not_converged()) or 1
         target = self.rng.randint(1, 3 * remaining) if kill else None
         proc = self.fleet.sandbox.popen(self.fleet.command(self.run_no))
@@ -723,19 +725,19 @@ class Scenario:
         self.integrations.start()
         try:
             self.arm()
-            while self.run_no < self.kills + 3:
+            while self.run_no < self.kills + 4:
                 random_kills = sum(1 for r in self.runs if r["kill_kind"] == "random")
-                if self.runs and (random_kills >= self.kills
+                if self.runs and ((random_kills >= self.kills and not self.runs[-1]["killed"])
                                   or (not self.unfired() and not self.fleet.not_converged())):
                     break
                 self.run(kill=random_kills < self.kills)
+            # the run after the refused promotions verifies the delivered pairs again: still under the bursts
             self.disarm("unavailable")
+            self.bursts_until = self.run_no + 1
             phase_two = self.run_no + 2
             while self.unfired() and self.run_no < phase_two:
                 self.run()
             self.disarm()
-            if self.bursts:
-                self.bursts.start(self.run_no + 1, False)
             last = self.run_no + self.settings.max_reruns
             while self.fleet.not_converged() and self.run_no < last:
                 self.run()
@@ -909,6 +911,15 @@ def _project_files():
     return out
 
 
+SHORT = {"integration auth failures": "auth failures", "consumers not converged": "not converged",
+         "exactly one promotion": "promoted != 1", "secrets in": "secrets", "files written outside": "files outside",
+         "configured directories hold": "files left"}
+
+
+def _short(check):
+    return next((v for k, v in SHORT.items() if check.startswith(k)), check)
+
+
 def _rows(s):
     killed = ["run %d: %s" % (r["run"], r["killed"]) for r in s["run_log"] if r["killed"]]
     return (
@@ -927,6 +938,8 @@ def _rows(s):
          "%s / %s" % (s["api_calls_per_consumer_mean"], s["api_calls_per_consumer_max"])),
         ("run seconds", ", ".join("%s%s" % (r["seconds"], " (killed)" if r["killed"] else "") for r in s["run_log"])),
         ("wall time", "%ss" % s["wall_seconds"]),
+        ("problems by family", "; ".join("%s: %s" % (fam, ", ".join("%s %d" % (_short(c), n) for c, n in checks.items()))
+                                         for fam, checks in sorted(s["problems_by_family"].items())) or "none"),
     )
 
 
