@@ -18,6 +18,7 @@ import itertools
 import json
 import os
 import random
+import re
 import signal
 import statistics
 import stat
@@ -33,7 +34,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "safety"))
 
-from safety_helpers import ROOT, SafetyRun  # noqa: E402
+from safety_helpers import MIN_SECRET_LEN, ROOT, SafetyRun, find_secrets, mask, searchable  # noqa: E402
 from fleet import ansible_playbook, decrypt_vault_file, e2e  # noqa: E402
 
 ADMIN = "admin@live.test"
@@ -216,15 +217,15 @@ class LiveFleet:
     def consumer(self, t):
         return self.sim.org(t.org).app(t.app).consumer(t.consumer)
 
-    def extra_vars(self, run):
+    def extra_vars(self):
         return json.dumps({
             "sfdc_eca_report_dir": str(self.report_dir), "sfdc_eca_verify_delay": 0, "sfdc_eca_verify_retries": 2,
-            "sfdc_eca_canary_size": len(self.orgs), "live_run": run,
+            "sfdc_eca_canary_size": len(self.orgs),
             "live_hook_failing": self.hook_failing, "live_hook_dir": str(self.hook_dir)})
 
-    def command(self, run):
+    def command(self):
         return [ansible_playbook(), "-i", self.inventory, str(ROOT / "playbooks" / "rotate.yml"),
-                "-f", str(self.settings.forks), "-e", self.extra_vars(run)]
+                "-f", str(self.settings.forks), "-e", self.extra_vars()]
 
     # -- state checks ------------------------------------------------------------------------------
 
@@ -242,17 +243,23 @@ class LiveFleet:
         self._read_cache[t.name] = (sig, pair)
         return pair, None
 
-    def promotions(self, consumer_id, log):
-        """PATCH rotate requests that took effect (answered 200, or performed before the connection was reset)."""
-        return sum(1 for e in log if e["method"] == "PATCH" and consumer_id in e["path"]
-                   and (e["status"] == 200 or e.get("fault") == "crash_after_write"))
+    @staticmethod
+    def promotions(log):
+        """{consumer id (15 characters): PATCH rotate requests that took effect} (answered 200, or performed
+        before the connection was reset)."""
+        out = {}
+        for e in log:
+            if e["method"] == "PATCH" and (e["status"] == 200 or e.get("fault") == "crash_after_write"):
+                parts = e["path"].split("/")
+                if "staged" in parts:
+                    cid = parts[parts.index("staged") - 1][:15]
+                    out[cid] = out.get(cid, 0) + 1
+        return out
 
-    def consumer_state(self, t, log):
+    def consumer_state(self, t):
         c = self.consumer(t)
-        main, staged = c.main, c.staged
         held, error = self.read_target(t)
-        return {"main": main, "staged": staged, "held": held, "read_error": error,
-                "promotions": self.promotions(t.consumer_id, log)}
+        return {"main": c.main, "staged": c.staged, "held": held, "read_error": error}
 
     def last_rows(self):
         """{target name: the last report's outcome, phase and error} (the report of the last run that wrote one)."""
@@ -267,12 +274,11 @@ class LiveFleet:
             out["%s %s/%s" % (r.get("org"), r.get("app_name"), r.get("consumer_name"))] = text
         return out
 
-    def not_converged(self, log=None):
+    def not_converged(self):
         """{target name: why} for every consumer not (yet) in its final state."""
-        log = self.sim.requests() if log is None else log
         out = {}
         for t in self.targets:
-            s = self.consumer_state(t, log)
+            s = self.consumer_state(t)
             why = []
             if s["main"]["key"] == self.original[t.name]["key"]:
                 why.append("main key unchanged")
@@ -297,10 +303,10 @@ class VerifyBursts:
 
     LENGTHS = ((3, 0.4), (8, 0.3), (10 ** 6, 0.3))
 
-    def __init__(self, sim, orgs, rng):
+    def __init__(self, sim, orgs, seed):
         self.sim = sim
         self.orgs = set(orgs)
-        self.rng = rng
+        self.seed = seed
         self.run = 0
         self.active = False
         self.left = {}
@@ -311,8 +317,9 @@ class VerifyBursts:
     def start(self, run, active):
         self.run, self.active = run, active
 
-    def _length(self):
-        x = self.rng.random()
+    def _length(self, org, consumer_id):
+        # drawn per seed, consumer and run: the same whatever order the orgs' requests arrive in
+        x = random.Random("%s/%s/%s/%s" % (self.seed, org, consumer_id, self.run)).random()
         for n, p in self.LENGTHS:
             if x < p:
                 return n
@@ -327,20 +334,20 @@ class VerifyBursts:
         key = (params.get("client_id") or [""])[-1]
         if not key or params.get("grant_type", [""])[-1] != "client_credentials":
             return False
-        staged = False
+        staged = None
         for app in self.sim.org(org).apps:
             for c in app.consumers:
                 s = c.staged
                 if s and s["state"] == "Active" and s["key"] == key:
-                    staged = True
-        if not staged:
+                    staged = c.id
+        if staged is None:
             return False
         slot = (self.run, key)
         tool = req.headers.get("user-agent") != INTEGRATION_AGENT
         if slot not in self.left:
             if not tool:
                 return False
-            n = self._length()
+            n = self._length(org, staged)
             self.left[slot] = n
             self.drawn.append((self.run, org, suffix(key), n))
         if self.left[slot] <= 0:
@@ -520,6 +527,36 @@ class Integrations:
         return [f for it in self.items for f in it.failures]
 
 
+class SecretFinder:
+    """`find_secrets` of the safety suite for a very large set of secrets: a secret can only occur inside a run
+    of the characters secrets are made of, so only the windows of those runs are looked up."""
+
+    def __init__(self, secrets):
+        secrets = searchable(secrets)
+        self.multiline = {x for x in secrets if "\n" in x}
+        self.plain = secrets - self.multiline
+        self.by_length = {}
+        for x in self.plain:
+            self.by_length.setdefault(len(x), set()).add(x)
+        alphabet = "".join(sorted(set("".join(self.plain))))
+        self.runs = re.compile("[%s]{%d,}" % (re.escape(alphabet), min(self.by_length or [MIN_SECRET_LEN])))
+
+    def find(self, blob):
+        if isinstance(blob, bytes):
+            blob = blob.decode("utf-8", "replace")
+        found = set()
+        if self.plain:
+            for m in self.runs.finditer(blob):
+                run = m.group()
+                for length, group in self.by_length.items():
+                    for i in range(len(run) - length + 1):
+                        if run[i:i + length] in group:
+                            found.add(mask(run[i:i + length]))
+        if self.multiline:
+            found.update(find_secrets(blob, self.multiline))
+        return sorted(found)
+
+
 # -- the scenario ----------------------------------------------------------------------------------
 
 def process_tree(pid):
@@ -647,8 +684,8 @@ class Scenario:
         self.settings = settings
         self.families = tuple(f for f in FAMILIES if f in families)
         self.name = "+".join(self.families) if len(self.families) < len(FAMILIES) else "all"
-        self.rng = random.Random(settings.seed)
-        self.fleet = LiveFleet(sim, base, settings, self.families, self.rng)
+        self.rng = random.Random(settings.seed)          # kill moments
+        self.fleet = LiveFleet(sim, base, settings, self.families, random.Random(settings.seed))
         self.runs = []
         self.run_no = 0
         self.run_started = None
@@ -661,7 +698,8 @@ class Scenario:
         self.killer = Killer(self.rng)
         sim.add_fault("*", "latency", method="*", endpoint="*", times=None, seconds=0, match=self.killer)
         if "verify_503" in self.families:
-            self.bursts = VerifyBursts(sim, [o for o in self.fleet.orgs if org_family(o) == "verify_503"], self.rng)
+            self.bursts = VerifyBursts(sim, [o for o in self.fleet.orgs if org_family(o) == "verify_503"],
+                                       settings.seed)
             sim.add_fault("*", "unavailable", method="POST", endpoint="token", times=None, match=self.bursts)
         rate = settings.auth_rate or min(150.0, max(50.0, len(self.fleet.targets) / 2.0))
         self.integrations = Integrations(self.fleet, rate, settings.auth_threads, self.clock)
@@ -703,7 +741,7 @@ class Scenario:
             self.bursts.start(self.run_no, self.run_no <= self.bursts_until)
         remaining = len(self.fleet.not_converged()) or 1
         target = self.rng.randint(1, 3 * remaining) if kill else None
-        proc = self.fleet.sandbox.popen(self.fleet.command(self.run_no))
+        proc = self.fleet.sandbox.popen(self.fleet.command())
         self.run_started = started = time.time()
         self.killer.arm(proc, target)
         rc = self.killer.wait(proc)
@@ -753,17 +791,18 @@ class Scenario:
     # -- checks ------------------------------------------------------------------------------------
 
     def checks(self):
-        log = self.sim.requests()
+        began = time.time()
         fleet = self.fleet
+        promoted = fleet.promotions(self.sim.requests())
         problems = {}
         problems["integration auth failures (refused while the target held the pair)"] = self.failure_lines()
         rows = fleet.last_rows()
         problems["consumers not converged (new main key, staged slot empty, target holds the main pair)"] = [
             "%s [%s]: %s%s" % (name, org_family(name.split()[0]), why, rows.get(name, ""))
-            for name, why in sorted(fleet.not_converged(log).items())]
+            for name, why in sorted(fleet.not_converged().items())]
         once = []
         for t in fleet.targets:
-            n = fleet.promotions(t.consumer_id, log)
+            n = promoted.get(t.consumer_id[:15], 0)
             if n != 1:
                 once.append("%s [%s]: promoted %d times" % (t.name, t.family, n))
         problems["exactly one promotion per consumer"] = once
@@ -771,6 +810,7 @@ class Scenario:
         outside, left = self.stray_files()
         problems["files written outside the configured directories"] = outside
         problems["configured directories hold only the targets (0600) and reports (no temporary file left)"] = left
+        self.checks_seconds = round(time.time() - began, 1)
         return problems
 
     def failure_lines(self):
@@ -793,10 +833,21 @@ class Scenario:
         return out
 
     def leaks(self):
-        secrets = self.sim.secrets()
-        scan = self.fleet.sandbox.scan(secrets)
-        self.scanned = {"files": scan.files_scanned, "bytes": scan.bytes_scanned}
-        return ["%s: %s" % hit for hit in scan.hits]
+        """Every secret the simulator issued or was shown (the integrations' access tokens too: hundreds of
+        thousands at 500 orgs) searched in every file and output of the runs."""
+        finder = SecretFinder(self.sim.secrets())
+        sandbox = self.fleet.sandbox
+        hits, files, size = [], 0, 0
+        blobs = [(label, data) for label, data in sandbox.outputs if data is not None]
+        for path in sorted(sandbox.base.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                files += 1
+                blobs.append((str(path.relative_to(sandbox.base)), path.read_bytes()))
+        for label, data in blobs:
+            size += len(data)
+            hits += ["%s: %s" % (label, found) for found in finder.find(data)]
+        self.scanned = {"files": files, "bytes": size, "secrets": len(finder.plain) + len(finder.multiline)}
+        return hits
 
     def stray_files(self):
         """(files outside the configured directories, unexpected files left inside them)."""
@@ -863,6 +914,7 @@ class Scenario:
             "runs": self.run_no, "reruns": self.run_no - 1,
             "converged_after_run": self.converged_after,
             "wall_seconds": self.wall,
+            "checks_seconds": getattr(self, "checks_seconds", None),
             "run_seconds": [r["seconds"] for r in self.runs],
             "run_log": self.runs,
             "hook_failing_consumers": len(self.fleet.hook_failing),

@@ -7,7 +7,9 @@ import pytest
 import requests
 
 from eca_simulator import testing as st
-from live_harness import INTEGRATION_AGENT, Integrations, LiveFleet, Settings, VerifyBursts, live_seed, write_vault_file
+from live_harness import (INTEGRATION_AGENT, Integrations, LiveFleet, SecretFinder, Settings, VerifyBursts, live_seed,
+                          write_vault_file)
+from safety_helpers import find_secrets, mask
 
 
 @pytest.fixture
@@ -46,7 +48,7 @@ def test_fault_match_predicate(sim_factory):
 
 def test_verify_bursts_hit_the_tool_presenting_a_staged_key(fleet):
     sim = fleet.sim
-    bursts = VerifyBursts(sim, ["live001"], random.Random(3))
+    bursts = VerifyBursts(sim, ["live001"], 3)
     bursts.LENGTHS = ((2, 1.0),)
     sim.add_fault("*", "unavailable", method="POST", endpoint="token", times=None, match=bursts)
     bursts.start(1, True)
@@ -113,3 +115,18 @@ def test_not_converged_names_every_consumer_before_a_rotation(fleet):
     missing = fleet.not_converged()
     assert sorted(missing) == sorted(t.name for t in fleet.targets)
     assert set(missing.values()) == {"main key unchanged"}
+
+
+def test_secret_finder_agrees_with_the_safety_scan():
+    rng = random.Random(7)
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!._"
+    secrets = {"".join(rng.choice(alphabet) for dummy in range(n)) for n in (8, 40, 64, 64, 112)}
+    secrets.add("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----")
+    a, b, c = sorted(s for s in secrets if "\n" not in s)[:3]
+    blobs = ["nothing here " * 50, "x%sx" % a, '{"k": "%s"}' % b, "line\\n" + c + "\\n", a[:-1] + " " + a[-1],
+             "key: -----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\\n-----END PRIVATE KEY-----"]
+    finder = SecretFinder(secrets | {"short"})
+    for blob in blobs:
+        assert finder.find(blob) == find_secrets(blob, secrets), blob
+    assert finder.find(blobs[1].encode()) == [mask(a)]
+    assert finder.find(blobs[4]) == []
