@@ -270,7 +270,8 @@ class Simulator:
 
         endpoint "*" matches every REST endpoint (not "token"); "all" matches REST and token.
         match (in-process only): a callable(request) -> bool also asked of each request that matches org, method
-        and endpoint (request.method, .path, .headers, .body; called under the simulator's lock)."""
+        and endpoint (request.method, .path, .headers, .body, .listener.tag = the org; called under the
+        simulator's lock)."""
         if match is not None and not callable(match):
             raise ValueError("match must be a callable(request) -> bool, got %r" % (match,))
         if kind not in FAULT_KINDS:
