@@ -112,10 +112,13 @@ def write_durably(path: str, data: bytes, dir_mode: int = 0o700) -> None:
     happened but its durability could not be confirmed.
     """
     directory = os.path.dirname(path) or '.'
+    name = os.path.basename(path)
     try:
         os.makedirs(directory, mode=dir_mode, exist_ok=True)
-        # unpredictable, hidden, named after its target: a killed run can leave one, the next report removes it
-        tmp = os.path.join(directory, '.%s.%s.tmp' % (os.path.basename(path), secrets.token_hex(8)))
+        _remove_leftovers(directory, name)
+        # unpredictable and hidden, named after its target: a run killed while writing leaves one behind, and
+        # the next write of the same target removes it (one writer per target and run: Claims)
+        tmp = os.path.join(directory, '.%s.%s.tmp' % (name, secrets.token_hex(8)))
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), 0o600)
     except OSError as exc:
         raise DeliveryError('cannot write %s: %s' % (path, exc.strerror or type(exc).__name__), NOT_REACHED)
@@ -143,6 +146,17 @@ def write_durably(path: str, data: bytes, dir_mode: int = 0o700) -> None:
     except OSError as exc:
         raise DeliveryError('%s was written but its directory could not be synced to disk: %s'
                             % (path, exc.strerror or type(exc).__name__), MAYBE_REACHED)
+
+
+def _remove_leftovers(directory: str, name: str) -> None:
+    """Temporary files a killed write of ``name`` left in ``directory``."""
+    prefix = '.%s.' % name
+    for entry in os.listdir(directory):
+        if entry.startswith(prefix) and entry.endswith('.tmp'):
+            try:
+                os.unlink(os.path.join(directory, entry))
+            except OSError:
+                pass
 
 
 def remove_stale_temporary_files(*directories: str) -> None:

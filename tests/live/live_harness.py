@@ -19,7 +19,6 @@ import json
 import os
 import random
 import re
-import signal
 import statistics
 import stat
 import sys
@@ -34,7 +33,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "safety"))
 
-from safety_helpers import MIN_SECRET_LEN, ROOT, SafetyRun, find_secrets, mask, searchable  # noqa: E402
+from safety_helpers import MIN_SECRET_LEN, ROOT, SafetyRun, crash, find_secrets, mask, searchable  # noqa: E402
 from fleet import ansible_playbook, decrypt_vault_file, e2e  # noqa: E402
 
 ADMIN = "admin@live.test"
@@ -558,48 +557,6 @@ class SecretFinder:
 
 
 # -- the scenario ----------------------------------------------------------------------------------
-
-def process_tree(pid):
-    """pid and its descendants, parents first. ansible-core's workers call setsid(): the process group of
-    ansible-playbook does not hold them, so a kill of that group leaves the worker running the rotation."""
-    children = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open("/proc/%s/stat" % name, "rb") as f:
-                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(name))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop(0)
-        out.append(p)
-        todo += children.get(p, [])
-    return out
-
-
-def crash(proc):
-    """SIGKILL ansible-playbook and every process it started, as one crash: each is stopped first (none sees
-    another die and reacts, none forks unseen), then all are killed."""
-    stopped = []
-    while True:
-        new = [p for p in process_tree(proc.pid) if p not in stopped]
-        if not new:
-            break
-        for p in new:
-            try:
-                os.kill(p, signal.SIGSTOP)
-            except ProcessLookupError:
-                pass
-        stopped += new
-    for p in stopped:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return stopped
-
 
 class Killer:
     """SIGKILL of the current run: ansible-playbook and all its processes (`crash`).
