@@ -3,7 +3,6 @@
 import json
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.sfdc.eca.plugins.modules import (
     eca_credential_info,
@@ -11,6 +10,7 @@ from ansible_collections.sfdc.eca.plugins.modules import (
     eca_token,
     eca_usage_info,
 )
+from core_testing import patch_module_args
 
 
 def run_module(module, args, capsys):
