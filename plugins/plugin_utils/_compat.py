@@ -34,6 +34,8 @@ import traceback
 import typing as t
 
 from ansible import constants as C
+from ansible.module_utils.common import json as core_json
+from ansible.module_utils.common.text import converters
 from ansible.module_utils.common.warnings import warn
 from ansible.release import __version__ as CORE_VERSION_TEXT
 
@@ -56,23 +58,14 @@ CORE_VERSION = _version(CORE_VERSION_TEXT)
 MODULE_PROFILE = 'legacy'
 
 IN_PROCESS_UNAVAILABLE: str | None = None
-
-try:
-    # ansible-core 2.19 and later
-    from ansible.module_utils.common.json import Direction, get_module_decoder, get_module_encoder
-    JSON_TRIP = 'profile'
-except ImportError:
-    Direction = get_module_decoder = get_module_encoder = None  # type: ignore[assignment,misc]
-    try:
-        # ansible-core 2.16 - 2.18
-        from ansible.module_utils.common.json import AnsibleJSONEncoder
-        from ansible.module_utils.common.text.converters import jsonify
-        JSON_TRIP = 'jsonify'
-    except ImportError as exc:
-        AnsibleJSONEncoder = jsonify = None  # type: ignore[assignment,misc]
-        JSON_TRIP = ''
-        IN_PROCESS_UNAVAILABLE = 'ansible-core %s has neither JSON trip the in-process path knows (%s)' % (
-            CORE_VERSION_TEXT, exc)
+if all(hasattr(core_json, name) for name in ('Direction', 'get_module_encoder', 'get_module_decoder')):
+    JSON_TRIP = 'profile'  # ansible-core 2.19 and later
+elif hasattr(core_json, 'AnsibleJSONEncoder') and hasattr(converters, 'jsonify'):
+    JSON_TRIP = 'jsonify'  # ansible-core 2.16 - 2.18
+else:
+    JSON_TRIP = ''
+    IN_PROCESS_UNAVAILABLE = ('ansible-core %s has neither JSON trip the in-process path knows (get_module_encoder, '
+                              'AnsibleJSONEncoder)' % CORE_VERSION_TEXT)
 
 MARK_PARSED = CORE_VERSION < (2, 21)
 WARNINGS_CAPTURED = CORE_VERSION >= (2, 19)
@@ -84,25 +77,25 @@ _INVOCATION_SETTING = 'INJECT_INVOCATION' in C.config.get_configuration_definiti
 def args_to_module(args: dict[str, t.Any]) -> dict[str, t.Any]:
     """The arguments as the module would parse them from the controller's JSON."""
     if JSON_TRIP == 'profile':
-        return _profile_trip(args, Direction.CONTROLLER_TO_MODULE)
+        return _profile_trip(args, core_json.Direction.CONTROLLER_TO_MODULE)
     if JSON_TRIP == 'jsonify':
-        return json.loads(json.dumps(args, cls=AnsibleJSONEncoder, vault_to_text=True))
+        return json.loads(json.dumps(args, cls=core_json.AnsibleJSONEncoder, vault_to_text=True))
     raise RuntimeError(IN_PROCESS_UNAVAILABLE)
 
 
 def result_to_controller(result: dict[str, t.Any]) -> dict[str, t.Any]:
     """The result as the controller would parse it from the module's output."""
     if JSON_TRIP == 'profile':
-        return _profile_trip(result, Direction.MODULE_TO_CONTROLLER)
+        return _profile_trip(result, core_json.Direction.MODULE_TO_CONTROLLER)
     if JSON_TRIP == 'jsonify':
-        return json.loads(jsonify(result))
+        return json.loads(converters.jsonify(result))
     raise RuntimeError(IN_PROCESS_UNAVAILABLE)
 
 
 def _profile_trip(value: t.Any, direction: t.Any) -> t.Any:
     """Serialize and parse like the module path does (tuples become lists, tags drop)."""
-    encoder = get_module_encoder(MODULE_PROFILE, direction)
-    decoder = get_module_decoder(MODULE_PROFILE, direction)
+    encoder = core_json.get_module_encoder(MODULE_PROFILE, direction)
+    decoder = core_json.get_module_decoder(MODULE_PROFILE, direction)
     return json.loads(json.dumps(value, cls=encoder), cls=decoder)
 
 

@@ -13,6 +13,8 @@ import json
 from unittest import mock
 
 from ansible import constants as C
+from ansible.module_utils import basic
+from ansible.module_utils.common import json as core_json
 
 # task variables that make a module's result carry ``invocation`` (2.21+; always so before)
 INVOCATION = {'ansible_inject_invocation': True}
@@ -23,8 +25,6 @@ try:
     from ansible.module_utils.testing import patch_module_args as _core_patch_module_args
 except ImportError:  # ansible-core 2.16 - 2.18
     _core_patch_module_args = None
-    from ansible.module_utils import basic
-    from ansible.module_utils.common.json import AnsibleJSONEncoder
 
 
 @contextlib.contextmanager
@@ -37,6 +37,6 @@ def patch_module_args(args=None):
         with _core_patch_module_args(args):
             yield
         return
-    data = json.dumps({'ANSIBLE_MODULE_ARGS': args}, cls=AnsibleJSONEncoder, vault_to_text=True).encode()
+    data = json.dumps({'ANSIBLE_MODULE_ARGS': args}, cls=core_json.AnsibleJSONEncoder, vault_to_text=True).encode()
     with mock.patch.object(basic, '_ANSIBLE_ARGS', data):
         yield

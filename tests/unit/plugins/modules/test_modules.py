@@ -1,5 +1,8 @@
 """The thin modules end to end in-process: AnsibleModule validation, env fallbacks, fail_json shape, no_log."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import json
 
 import pytest

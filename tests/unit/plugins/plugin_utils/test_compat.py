@@ -134,14 +134,16 @@ def test_invocation_follows_this_cores_module_path(asked, monkeypatch, capsys):
 @pytest.mark.parametrize('verbosity', [0, 3])
 def test_a_failures_traceback_follows_this_cores_module_path(verbosity, capsys):
     """fail_json while an exception is handled: the module's result has a traceback exactly when ours does."""
-    with patch_module_args({'_ansible_verbosity': verbosity}):
-        module = AnsibleModule(argument_spec={})
+    def fail_while_handling(module):
         try:
             raise ValueError('the API said no')
         except ValueError as exc:
-            caught = exc
             with pytest.raises(SystemExit):
                 module.fail_json(msg='failed')
+            return exc
+
+    with patch_module_args({'_ansible_verbosity': verbosity}):
+        caught = fail_while_handling(AnsibleModule(argument_spec={}))
     out = json.loads(capsys.readouterr().out)
     ours = _compat.failure_traceback(caught, verbosity)
     assert ('exception' in out) is (ours is not None)
@@ -181,7 +183,10 @@ def test_no_warnings_touch_nothing():
 def test_a_core_without_either_json_trip_loads_and_says_why(monkeypatch):
     """A core that lacks both sets of internals: the module loads and names the reason (the actions then run the
     module, see test_inprocess.py); the JSON trip refuses instead of guessing."""
-    monkeypatch.setitem(sys.modules, 'ansible.module_utils.common.json', types.ModuleType('ansible.module_utils.common.json'))
+    import ansible.module_utils.common
+    bare = types.ModuleType('ansible.module_utils.common.json')
+    monkeypatch.setitem(sys.modules, 'ansible.module_utils.common.json', bare)
+    monkeypatch.setattr(ansible.module_utils.common, 'json', bare)
     spec = importlib.util.spec_from_file_location('sfdc_eca_compat_probe', _compat.__file__)
     probe = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, 'sfdc_eca_compat_probe', probe)
