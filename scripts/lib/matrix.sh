@@ -173,10 +173,23 @@ matrix_check_sanity() {
     ) 9>"$lock"
 }
 
+# matrix_main_stage CHECK: the stage of this run that already ran CHECK with the main .venv, if it ran.
+matrix_main_stage() {
+    local stage
+    case "$1" in
+        unit|sanity|e2e) stage="$1" ;;
+        integration|integration-module) stage=integration ;;
+        *) return 1 ;;
+    esac
+    case "${RESULT[$stage]:-}" in PASS|FAIL) echo "$stage" ;; *) return 1 ;; esac
+}
+
 # matrix_run_release CORE PYVER: every check of one release; results in $LOGDIR/matrix/CORE/results
-# ("check status seconds" lines), each check's output in $LOGDIR/matrix/CORE/<check>.log.
+# ("check status wall-seconds cpu-seconds [note]" lines), each check's output in $LOGDIR/matrix/CORE/<check>.log.
+# The release of the main .venv (same minor, same Python) reuses what this run's stages already proved
+# with it (unit, sanity, integration, e2e: the same tests on the same core and Python) and runs the rest.
 matrix_run_release() {
-    local core="$1" pyver="$2" py venv dir="$LOGDIR/matrix/$1" check start rc status checks=()
+    local core="$1" pyver="$2" py venv dir="$LOGDIR/matrix/$1" check start rc status stage main=0
     mkdir -p "$dir"
     : > "$dir/results"
     export MX_CORE="$core" MX_PY="$pyver" MX_TMP="$WORK/matrix/$core/tmp"
@@ -184,23 +197,29 @@ matrix_run_release() {
     mkdir -p "$MX_TMP" "$MX_WORK"
 
     start=$SECONDS
-    if ! py="$(matrix_find_python "$pyver")"; then
+    if [ "${core%.*}" = "$MX_MAIN_MINOR" ] && [ "$pyver" = "$MX_MAIN_PY" ]; then
+        main=1
+        venv="$ROOT/.venv"
+        py="$venv/bin/python"
+        echo "venv PASS 0 0 main" >> "$dir/results"
+    elif ! py="$(matrix_find_python "$pyver")"; then
         if [ -n "${CI:-}" ]; then
             echo "FAIL: Python $pyver (for ansible-core $core) not found: not on PATH, not in pyenv" | tee "$dir/venv.log"
-            echo "venv FAIL 0" >> "$dir/results"
+            echo "venv FAIL 0 0" >> "$dir/results"
         else
             echo "SKIP: Python $pyver (for ansible-core $core) not found: not on PATH, not in pyenv" | tee "$dir/venv.log"
-            echo "venv SKIP 0" >> "$dir/results"
+            echo "venv SKIP 0 0" >> "$dir/results"
         fi
         return 0
-    fi
-    echo "$("$py" -V 2>&1 | cut -d' ' -f2)" > "$dir/python"
-    if ! venv="$(matrix_venv "$core" "$py" 2>"$dir/venv.log")"; then
+    elif ! venv="$(matrix_venv "$core" "$py" 2>"$dir/venv.log")"; then
         cat "$dir/venv.log"
-        echo "venv FAIL $((SECONDS - start))" >> "$dir/results"
+        echo "venv FAIL $((SECONDS - start)) 0" >> "$dir/results"
         return 0
+    else
+        echo "venv PASS $((SECONDS - start)) 0" >> "$dir/results"
     fi
-    echo "venv PASS $((SECONDS - start))" >> "$dir/results"
+    "$py" -c 'import platform, ansible.release; print(ansible.release.__version__, platform.python_version())' \
+        > "$dir/versions" 2>/dev/null
     cp -a "$WORK/ansible_collections" "$MX_WORK/"
     rm -rf "$MX_WORK/ansible_collections/sfdc/eca/tests/output"
 
@@ -209,6 +228,11 @@ matrix_run_release() {
     export PYTHONPATH="$MX_WORK:$MX_WORK/ansible_collections/sfdc/eca" ANSIBLE_COLLECTIONS_PATH="$MX_WORK"
     for check in "${MATRIX_CHECKS[@]}"; do
         if [ -n "${SFDC_MATRIX_CHECKS:-}" ] && ! in_list "$check" "$SFDC_MATRIX_CHECKS"; then continue; fi
+        if [ $main = 1 ] && stage="$(matrix_main_stage "$check")"; then
+            echo "the $stage stage of this run ran it with this release and Python: ${RESULT[$stage]}" > "$dir/$check.log"
+            echo "$check ${RESULT[$stage]} ${TIME[$stage]:-0} 0 stage" >> "$dir/results"
+            continue
+        fi
         start=$SECONDS
         # wall and CPU seconds (the machine may be shared: CPU time tells what the check costs)
         { time { (cd "$MX_WORK/ansible_collections/sfdc/eca" && "matrix_check_${check//-/_}") \
@@ -226,12 +250,16 @@ matrix_run_release() {
 
 stage_matrix() {
     local jobs releases core py line check status secs cpu cell row failed=0 skipped=0 start=$SECONDS want total
-    local total_cpu all_cpu=0
+    local total_cpu all_cpu=0 note
     releases="$(matrix_releases)"
     [ -n "$releases" ] || { echo "FAIL: no release of $MATRIX_FILE matches SFDC_MATRIX=${SFDC_MATRIX:-}"; return 1; }
     jobs="${SFDC_MATRIX_JOBS:-$(nproc 2>/dev/null || echo 1)}"
     [ "$jobs" -ge 1 ] 2>/dev/null || jobs=1
     ansible_test_ssh_key || { echo "FAIL: could not create ~/.ansible/test/id_rsa"; return 1; }
+    # the release and Python of the main .venv, whose stages this run may already have run
+    read -r MX_MAIN_MINOR MX_MAIN_PY < <(python -c 'import sys, ansible.release as r
+print(".".join(r.__version__.split(".")[:2]), "%d.%d" % sys.version_info[:2])')
+    export MX_MAIN_MINOR MX_MAIN_PY
     echo "releases: $(echo "$releases" | awk '{printf "%s%s (Python %s)", (NR > 1 ? ", " : ""), $1, $2}')"
     echo "checks: ${SFDC_MATRIX_CHECKS:-${MATRIX_CHECKS[*]}}; $jobs releases at a time; logs in ${LOGDIR#"$ROOT"/}/matrix/"
     while read -r core py; do
@@ -246,17 +274,21 @@ stage_matrix() {
     for check in "${MATRIX_CHECKS[@]}"; do row+="$(printf ' %-18s' "$check")"; done
     echo "$row total (CPU)"
     while read -r core py; do
-        row="$(printf '%-9s %-8s' "$core" "$(cat "$LOGDIR/matrix/$core/python" 2>/dev/null || echo "$py")")"
+        read -r line cell < "$LOGDIR/matrix/$core/versions" 2>/dev/null || { line="$core"; cell="$py"; }
+        row="$(printf '%-9s %-8s' "$line" "$cell")"
         total=0
         total_cpu=0
         for check in venv "${MATRIX_CHECKS[@]}"; do
             cell="-"
             line="$(grep "^$check " "$LOGDIR/matrix/$core/results" 2>/dev/null)"
             if [ -n "$line" ]; then
-                read -r _ status secs cpu <<< "$line"
+                read -r _ status secs cpu note <<< "$line"
                 cell="$status ${secs}s"
-                total=$((total + secs))
-                total_cpu=$((total_cpu + ${cpu:-0}))
+                case "$note" in
+                    main) cell="main .venv" ;;
+                    stage) cell="$status ${secs}s (stage)" ;;  # not this stage's time
+                    *) total=$((total + secs)); total_cpu=$((total_cpu + ${cpu:-0})) ;;
+                esac
                 case "$status" in FAIL) failed=$((failed + 1)) ;; SKIP) skipped=$((skipped + 1)) ;; esac
             elif [ "$check" = venv ]; then
                 cell="FAIL (no result)"; failed=$((failed + 1))
