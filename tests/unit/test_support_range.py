@@ -37,8 +37,8 @@ def minor(version):
 
 
 MATRIX = matrix()
-MINORS = sorted({minor(core) for core, _ in MATRIX}, key=Version)
-PYTHONS = sorted({python for _, python in MATRIX}, key=Version)
+MINORS = sorted({minor(row[0]) for row in MATRIX}, key=Version)
+PYTHONS = sorted({row[1] for row in MATRIX}, key=Version)
 
 
 def admitted_minors(spec):
@@ -53,7 +53,7 @@ def admitted_minors(spec):
 
 def check_specifier(text, where):
     spec = SpecifierSet(text)
-    for core, python in MATRIX:
+    for core in (row[0] for row in MATRIX):
         assert spec.contains(core), '%s (%s) excludes ansible-core %s, which CI runs' % (where, text, core)
     extra = sorted(admitted_minors(spec) - set(MINORS), key=Version)
     shown = ', '.join(extra[:3]) + (', ...' if len(extra) > 3 else '')
