@@ -8,8 +8,10 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/common.sh
 . "$ROOT/scripts/lib/common.sh"
+# shellcheck source=scripts/lib/matrix.sh
+. "$ROOT/scripts/lib/matrix.sh"
 
-ALL_STAGES=(simulator unit sanity integration e2e safety live browser lint build changelog)
+ALL_STAGES=(simulator unit sanity integration e2e safety live browser lint build changelog docs matrix)
 declare -A STAGE_DESC=(
     [simulator]="pytest tests/simulator (the simulator's own tests)"
     [unit]="pytest tests/unit (plugin units)"
@@ -22,6 +24,8 @@ declare -A STAGE_DESC=(
     [lint]="ansible-lint --profile production"
     [build]="ansible-galaxy collection build + tarball content check"
     [changelog]="antsibull-changelog lint"
+    [docs]="antsibull-docs lint-collection-docs --plugin-docs (as docs sites build them)"
+    [matrix]="each ansible-core of scripts/lib/matrix.txt: unit, doc, integration x2, e2e, sanity"
 )
 
 usage() {
@@ -38,6 +42,7 @@ EOF
 Environment:    SFDC_TEST_XDIST=0 runs pytest without -n auto; SFDC_TEST_PARALLEL=0 runs the two
                 integration runs one after the other.
                 SANITY_ARGS="--test pylint" / INTEGRATION_ARGS="eca_token -v": extra ansible-test arguments.
+                SFDC_MATRIX=2.16,2.21 / SFDC_MATRIX_CHECKS=unit,doc / SFDC_MATRIX_JOBS=1: some of the matrix.
 Logs:           .tmp/test-logs/latest/<stage>.log (one folder per run; ansible-test's output in it too)
 EOF
 }
@@ -173,29 +178,14 @@ stage_browser() {
 }
 
 stage_sanity() {
-    local ignores pipver cache
+    local ignores
     ignores="$(find "$COLL/tests/sanity" -name 'ignore-*.txt' 2>/dev/null)"
     if [ -n "$ignores" ]; then
         echo "FAIL: sanity ignore files are not allowed here: fix the finding instead:"
         echo "$ignores" | sed "s|$COLL/||"
         return 1
     fi
-    # ansible-test bootstraps pip in each sanity venv with a get-pip script it downloads from a
-    # host CI cannot reach; put the offline stand-in where ansible-test looks first.
-    pipver="$(python - <<'EOF'
-from types import SimpleNamespace
-from ansible_test._internal.python_requirements import get_venv_packages
-print(get_venv_packages(SimpleNamespace(version="3.11"))["pip"])
-EOF
-)" || { echo "FAIL: cannot read the pip version ansible-test bootstraps"; return 1; }
-    cache="$HOME/.ansible/test/cache/get_pip_${pipver//./_}.py"
-    mkdir -p "$(dirname "$cache")"
-    if [ ! -e "$cache" ] || grep -q 'sfdc-eca-get-pip-standin' "$cache"; then
-        cp "$ROOT/scripts/lib/get_pip.py" "$cache"
-        echo "pip bootstrap: $cache <- scripts/lib/get_pip.py"
-    else
-        echo "pip bootstrap: using the existing $cache"
-    fi
+    sanity_pip_bootstrap 3.11 || return 1
     # shellcheck disable=SC2086
     (cd "$COLL" && ansible-test sanity --venv --python 3.11 --color no ${SANITY_ARGS:-})
 }
@@ -217,7 +207,7 @@ integration_run() {
         python "$ROOT/scripts/lib/integration_config.py" "$state" "$coll/tests/integration/integration_config.yml" \
             || { echo "FAIL: could not write integration_config.yml"; exit 1; }
         # shellcheck disable=SC2086
-        cd "$coll" && env "$@" ansible-test integration --local --python 3.11 --color no ${INTEGRATION_ARGS:-}
+        cd "$coll" && env "$@" ansible-test integration --local --python "${SFDC_TEST_PYTHON:-3.11}" --color no ${INTEGRATION_ARGS:-}
     )
     local rc=$?
     echo "integration run '$name': exit $rc, $(( $(date +%s) - start )) s"
@@ -307,6 +297,10 @@ stage_build() {
 
 stage_changelog() {
     (cd "$COLL" && antsibull-changelog lint && antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml)
+}
+
+stage_docs() {
+    (cd "$COLL" && antsibull-docs lint-collection-docs --plugin-docs .)
 }
 
 declare -A RESULT TIME

@@ -1,5 +1,8 @@
 """EcaClient against the simulator over real HTTPS: paging, error mapping, retries, renew, TLS, variants."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import time
 
 import pytest

@@ -1,5 +1,8 @@
 """The module logic (run_*) against the simulator: transitions, idempotence, check mode, ambiguity, errors, budgets."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import pytest
 
 from ansible_collections.sfdc.eca.plugins.module_utils._errors import EcaInputError, EcaStateError
