@@ -99,7 +99,10 @@ EOF
 # -- the checks: run in the release's collection copy, its venv first on PATH ---------------------------------
 
 matrix_check_unit() {
-    python -m pytest tests/unit -p no:cacheprovider -q -ra --basetemp="$MX_TMP/unit"
+    # The secret-store clients against real OpenBao and moto servers depend on hvac and boto3, not on
+    # ansible-core: the unit stage runs them once.
+    python -m pytest tests/unit -p no:cacheprovider -q -ra --basetemp="$MX_TMP/unit" \
+        --ignore=tests/unit/plugins/plugin_utils/test_stores_vault.py --ignore=tests/unit/plugins/plugin_utils/test_stores_aws.py
 }
 
 matrix_check_e2e() {
@@ -218,7 +221,7 @@ matrix_run_release() {
     else
         echo "venv PASS $((SECONDS - start)) 0" >> "$dir/results"
     fi
-    "$py" -c 'import platform, ansible.release; print(ansible.release.__version__, platform.python_version())' \
+    "$venv/bin/python" -c 'import platform, ansible.release; print(ansible.release.__version__, platform.python_version())' \
         > "$dir/versions" 2>/dev/null
     cp -a "$WORK/ansible_collections" "$MX_WORK/"
     rm -rf "$MX_WORK/ansible_collections/sfdc/eca/tests/output"

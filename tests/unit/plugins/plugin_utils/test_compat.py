@@ -20,7 +20,7 @@ from ansible.release import __version__ as core_version
 from ansible.template import Templar
 
 from ansible_collections.sfdc.eca.plugins.plugin_utils import _compat
-from ansible_collections.sfdc.eca.plugins.plugin_utils import _rotation
+from ansible_collections.sfdc.eca.plugins.plugin_utils import _rotation_fleet as _rotation
 from core_testing import patch_module_args
 
 CORE = tuple(int(p) for p in core_version.split('.')[:2])
