@@ -107,13 +107,13 @@ class ActionModule(ActionBase):
         except _slices.SliceError as exc:
             raise AnsibleActionFail(str(exc))
         result.update(merged=info, complete=info['complete'], run_id=run)
-        return self._done(result, params, report, written, _slices.describe(info))
+        return self._done(result, params, report, written, [], head=_slices.describe(info))
 
-    def _done(self, result, params, report, written, extra):
+    def _done(self, result, params, report, written, extra, head=()):
         html = [path for path in written if path.endswith('.html')]
         failed = _report.failed_orgs(report)
         result.update(changed=True, report=report, files=written, stats=_report.stats(report),
-                      summary=_report.console(report, params['max_rows'], html) + extra,
+                      summary=list(head) + _report.console(report, params['max_rows'], html) + extra,
                       failed_orgs=[{'org': org, 'consumers': names} for org, names in failed.items()],
                       report_html=html[0] if html else os.path.join(params['report_dir'], 'report.html'))
         return result

@@ -256,9 +256,10 @@ def merge(report_dir: str, run: str, kind: str = 'rotation', expected_orgs: t.It
 def describe(info: dict[str, t.Any]) -> list[str]:
     """A few lines saying what was merged and what is missing."""
     canary = info.get('canary')
+    slices = sorted((s['job'] for s in info['jobs'] if s['role'] != 'canary'), key=lambda j: (len(j), j))
     lines = ['merged run %s: %s%d slice job(s) (%s)%s' % (
         info['run'], 'the canary job %s and ' % canary if canary else '', info['slices_found'],
-        ', '.join(s['job'] for s in info['jobs'] if s['role'] != 'canary') or 'none',
+        ', '.join(slices) or 'none',
         ' of %d expected' % info['slices_expected'] if info.get('slices_expected') else '')]
     if info.get('missing_slices'):
         lines.append('MISSING: %d slice job(s) wrote no report' % info['missing_slices'])
