@@ -100,7 +100,9 @@ def fixed_directory(template: str) -> str:
 
 
 def credential(fields: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
-    return dict((name, fields.get(name)) for name in CREDENTIAL_FIELDS)
+    """The credential a delivery stores, with plain str values (templated strings are str subclasses that the
+    YAML and JSON writers of some targets refuse)."""
+    return dict((name, None if fields.get(name) is None else str(fields.get(name))) for name in CREDENTIAL_FIELDS)
 
 
 def write_durably(path: str, data: bytes, dir_mode: int = 0o700) -> None:
@@ -244,7 +246,24 @@ class Delivery:
         return None
 
 
-class FileDelivery(Delivery):
+class TemplatedDelivery(Delivery):
+    """A target named by a template with {org}, {app_name} and {consumer_name}."""
+
+    def shared_by(self, count: int) -> str | None:
+        if count > 1 and '{consumer_name}' not in self.template:
+            return ("%s '%s' must contain {consumer_name}: the entry covers %d consumers and each needs its own target"
+                    % (self.what, self.template, count))
+        return None
+
+    def resolve(self, fields: t.Mapping[str, str]) -> str:
+        """The template filled for one consumer; a name from the org that could leave its place is refused."""
+        for name, what in (('org', 'org name'), ('app_name', 'app name'), ('consumer_name', 'consumer name')):
+            if '{%s}' % name in self.template:
+                check_name(fields.get(name), what)
+        return fill(self.template, fields)
+
+
+class FileDelivery(TemplatedDelivery):
     """vault_file and file: a path template on the controller."""
 
     def __init__(self, kind: str, template: str, what: str, render: t.Callable[[t.Mapping[str, t.Any]], bytes],
@@ -257,24 +276,15 @@ class FileDelivery(Delivery):
         self._render = render
         self._parse = parse
 
-    def shared_by(self, count: int) -> str | None:
-        if count > 1 and '{consumer_name}' not in self.template:
-            return ("%s '%s' must contain {consumer_name}: the entry covers %d consumers and each needs its own target"
-                    % (self.what, self.template, count))
-        return None
-
     def target(self, fields: t.Mapping[str, str]) -> Target:
-        for name, what in (('org', 'org name'), ('app_name', 'app name'), ('consumer_name', 'consumer name')):
-            if '{%s}' % name in self.template:
-                check_name(fields.get(name), what)
-        path = os.path.normpath(fill(self.template, fields))
+        path = os.path.normpath(self.resolve(fields))
         if os.path.commonpath([path, self.directory]) != self.directory or path == self.directory:
             raise ConfigError("%s '%s' resolves to %s, outside %s" % (self.what, self.template, path, self.directory))
         target = (VaultFileTarget if self.kind == 'vault_file' else FileTarget)(path, self._render, self._parse)
         return target
 
 
-class StoreDelivery(Delivery):
+class StoreDelivery(TemplatedDelivery):
     """hashi_vault and aws_secretsmanager: a path (or secret id) template in a secret store."""
 
     def __init__(self, store: t.Any, what: str) -> None:
@@ -283,18 +293,10 @@ class StoreDelivery(Delivery):
         self.kind = store.kind
         self.store = store
 
-    def shared_by(self, count: int) -> str | None:
-        if count > 1 and '{consumer_name}' not in self.template:
-            return ("%s '%s' must contain {consumer_name}: the entry covers %d consumers and each needs its own target"
-                    % (self.what, self.template, count))
-        return None
-
     def target(self, fields: t.Mapping[str, str]) -> Target:
-        for name, what in (('org', 'org name'), ('app_name', 'app name'), ('consumer_name', 'consumer name')):
-            if '{%s}' % name in self.template:
-                check_name(fields.get(name), what)
+        path = self.resolve(fields)
         try:
-            return StoreTarget(self.store.target(fill(self.template, fields)))
+            return StoreTarget(self.store.target(path))
         except StoreError as exc:
             raise ConfigError('%s: %s' % (self.what, exc))
 

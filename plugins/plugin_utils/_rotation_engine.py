@@ -584,7 +584,7 @@ class OrgRotation:
                           % (suffix(consumer.pair['key']), detail), transient=True)
 
     def credential(self, consumer: Consumer) -> dict[str, t.Any]:
-        """What a delivery receives: sfdc_eca_credential."""
+        """What a delivery receives: sfdc_eca_credential (plain strings: it is serialized as YAML or JSON)."""
         return credential({'instance_url': self.instance_url, 'org': self.org, 'app_name': consumer.app_name,
                            'app_id': consumer.app_id, 'consumer_name': consumer.consumer_name,
                            'consumer_id': consumer.consumer_id, 'key': consumer.pair.get('key'),
