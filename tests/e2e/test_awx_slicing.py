@@ -279,3 +279,41 @@ def test_a_failed_canary_stops_every_slice(fleet, tmp_path):
     assert sim.org("org0001").app("Billing_Sync").consumer("Billing").staged is None
     delivered = volume / "delivered"
     assert not delivered.exists() or not list(delivered.iterdir())
+
+
+def test_without_awx_the_documented_commands(sim_factory, tmp_path, ansible, e2e):
+    """docs/awx.md "Without AWX": the canary names its run, two parts follow it with -l, the merge joins them."""
+    sim = sim_factory({"orgs": [_org(i) for i in (1, 2, 4, 5)]})
+    state, reports = tmp_path / "state", tmp_path / "report"
+    rotations = [{"app_name": "Billing_Sync", "deliver": {"file": {"path": str(tmp_path / "out" / "{org}.json"), "format": "json"}}}]
+    inventory = e2e.write_inventory(tmp_path / "inventory.yml", {o: e2e.org_host(sim, o, rotations) for o in sorted(sim.orgs)})
+    common = {"sfdc_eca_state_dir": str(state), "sfdc_eca_report_dir": str(reports)}
+
+    canary = ansible.playbook("rotate_canary.yml", inventory, extra_vars=dict(common, sfdc_eca_canary_size=1))
+    assert canary.returncode == 0, e2e.tail(canary)
+    record = json.loads((state / "canary" / "latest.json").read_text())
+    run = record["run"]
+    assert record["outcome"] == "passed" and record["orgs"] == ["org0001"] and run.startswith("canary-"), record
+    assert "fleet canary of run %s: PASSED" % run in canary.stdout
+    assert {e["org"] for e in sim.requests()} == {"org0001"}
+
+    for job, limit in (("a", "org0002:org0004"), ("b", "org0001:org0005")):
+        part = ansible.playbook("rotate.yml", inventory, "-l", limit, extra_vars=dict(
+            common, sfdc_eca_run_id=run, sfdc_eca_canary_run=run, sfdc_eca_job_id=job))
+        assert part.returncode == 0, e2e.tail(part)
+    # org0001 was in part b's limit: the canary had rotated it, so part b left it out
+    assert json.loads((reports / "slices" / run / "b" / "job.json").read_text())["reported_orgs"] == ["org0005"]
+    assert len([e for e in sim.requests() if e["method"] == "PATCH" and e["org"] == "org0001"]) == 1
+
+    merge = ansible.playbook("report_merge.yml", inventory, extra_vars=dict(common, sfdc_eca_run_id=run, sfdc_eca_slice_count=2))
+    assert merge.returncode == 0, e2e.tail(merge)
+    merged = json.loads((reports / "report.json").read_text())
+    assert [(r["org"], r["outcome"]) for r in merged["rows"]] == [(o, "rotated") for o in sorted(sim.orgs)]
+    assert merged["merged"]["complete"] and merged["merged"]["canary"] is not None
+
+    # a merge that misses a part says so and fails, after writing the report
+    merge = ansible.playbook("report_merge.yml", inventory, extra_vars=dict(common, sfdc_eca_run_id=run, sfdc_eca_slice_count=3))
+    assert merge.returncode != 0 and "MISSING: 1 slice job(s) wrote no report" in merge.stdout, e2e.tail(merge)
+    # a run nobody wrote: a clear error
+    merge = ansible.playbook("report_merge.yml", inventory, extra_vars=dict(common, sfdc_eca_run_id="nope"))
+    assert merge.returncode != 0 and "no job of run nope wrote a report" in merge.stdout, e2e.tail(merge)
