@@ -74,7 +74,7 @@ options:
     description:
       - This job is the fleet canary of O(run_id). After its report it writes C(state_dir/canary/run-RUN.json) and
         C(state_dir/canary/latest.json) - C(passed) when no row failed or was not run - which the later jobs of the run
-        read (M(sfdc.eca.eca_rotation) option O(sfdc.eca.eca_rotation#module:canary_run)). Not in a plan (O(planned)).
+        read (option O(sfdc.eca.eca_rotation#module:canary_run)). Not in a plan (O(planned)).
     type: bool
     default: false
   merge:
