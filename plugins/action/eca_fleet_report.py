@@ -84,12 +84,24 @@ class ActionModule(ActionBase):
         if rows is None:
             name = params['results_var'] or ('sfdc_eca_rotation' if params['kind'] == 'rotation' else 'sfdc_eca_audit')
             hostvars = task_vars.get('hostvars') or {}
+            # A batch task registers one result, holding every org of its batch, on each of them: templating it once
+            # per host costs the batch size squared. An org's final result is taken from the first such result that
+            # has it, except for an org still waiting for its tasks files there (its own variable has the end).
+            final = {}
 
             def registered(host):
+                if host in final:
+                    return {'orgs': {host: final[host]}}
                 try:
-                    return hostvars[host].get(name)
+                    value = hostvars[host].get(name)
                 except Exception:  # an undefined or untemplatable var means "not recorded"
                     return None
+                if isinstance(value, dict) and isinstance(value.get('orgs'), dict):
+                    waiting = set(value.get('tasks_file_orgs') or [])
+                    for org, result in value['orgs'].items():
+                        if org not in waiting:
+                            final.setdefault(org, result)
+                return value
             rows = _report.collect_rows(hosts, registered)
         else:
             hosts = sorted(set(str(r.get('org')) for r in rows if isinstance(r, dict)))
