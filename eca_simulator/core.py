@@ -319,10 +319,15 @@ class Simulator:
             self.org(org).app(app).consumer(consumer)._data().cert_pem = pem
 
     # -- faults --------------------------------------------------------------------
-    def add_fault(self, org, kind, method="*", endpoint="*", times=1, **kw):
+    def add_fault(self, org, kind, method="*", endpoint="*", times=1, match=None, **kw):
         """Inject a fault on the next `times` matching requests (times=None: until cleared).
 
-        endpoint "*" matches every REST endpoint (not "token"); "all" matches REST and token."""
+        endpoint "*" matches every REST endpoint (not "token"); "all" matches REST and token.
+        match (in-process only): a callable(request) -> bool also asked of each request that matches org, method
+        and endpoint (request.method, .path, .headers, .body, .listener.tag = the org; called under the
+        simulator's lock)."""
+        if match is not None and not callable(match):
+            raise ValueError("match must be a callable(request) -> bool, got %r" % (match,))
         if kind not in FAULT_KINDS:
             raise ValueError("unknown fault kind %r; known: %s" % (kind, ", ".join(FAULT_KINDS)))
         if endpoint not in ENDPOINTS + ("*", "all"):
@@ -348,18 +353,20 @@ class Simulator:
             self._fault_seq += 1
             fault = {"id": self._fault_seq, "org": org or "*", "kind": kind, "method": method, "endpoint": endpoint,
                      "times": times, "hits": 0, **kw}
+            if match is not None:
+                fault["match"] = match
             self._faults.append(fault)
-            return dict(fault)
+            return _shown(fault)
 
     def faults(self):
         with self._lock:
-            return [dict(f) for f in self._faults]
+            return [_shown(f) for f in self._faults]
 
     def clear_faults(self, org=None):
         with self._lock:
             self._faults = [f for f in self._faults if org is not None and f["org"] != org]
 
-    def _take_faults(self, org, endpoint, method):
+    def _take_faults(self, org, endpoint, method, req=None):
         """(latency fault or None, other fault or None); consumes one use of each."""
         lat = main = None
         with self._lock:
@@ -372,9 +379,9 @@ class Simulator:
                 elif f["endpoint"] != "all" and f["endpoint"] != endpoint:
                     continue
                 if f["kind"] == "latency":
-                    if lat is None:
+                    if lat is None and ("match" not in f or f["match"](req)):
                         lat = f
-                elif main is None:
+                elif main is None and ("match" not in f or f["match"](req)):
                     main = f
             for f in (lat, main):
                 if f is not None:
@@ -476,7 +483,7 @@ class Simulator:
         endpoint, version, groups = api.classify(req.path)
         if tag == LOGIN and endpoint != "token":
             endpoint = "other"
-        lat, fault = self._take_faults(tag, endpoint, req.method)
+        lat, fault = self._take_faults(tag, endpoint, req.method, req)
         if lat is not None:
             time.sleep(lat["seconds"])
         kind = fault["kind"] if fault else None
@@ -529,6 +536,14 @@ def _can_bind(host):
         return True
     except OSError:
         return False
+
+
+def _shown(fault):
+    """A fault as the control API shows it: a match predicate by its name."""
+    out = dict(fault)
+    if "match" in out:
+        out["match"] = getattr(out["match"], "__name__", type(out["match"]).__name__)
+    return out
 
 
 def _staged_dict(st):

@@ -9,7 +9,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/common.sh
 . "$ROOT/scripts/lib/common.sh"
 
-ALL_STAGES=(simulator unit sanity integration e2e safety browser lint build changelog)
+ALL_STAGES=(simulator unit sanity integration e2e safety live browser lint build changelog)
 declare -A STAGE_DESC=(
     [simulator]="pytest tests/simulator (the simulator's own tests)"
     [unit]="pytest tests/unit (plugin units)"
@@ -17,6 +17,7 @@ declare -A STAGE_DESC=(
     [integration]="ansible-test integration against the simulator (in-process, then SFDC_ECA_IN_PROCESS=false)"
     [e2e]="pytest tests/e2e (role, playbooks, AWX runner)"
     [safety]="pytest tests/safety (crash, fault, secret-leak and hostile-input suites)"
+    [live]="pytest tests/live: live integrations while the fleet rotates under every fault (SFDC_LIVE_ORGS, default 100)"
     [browser]="pytest tests/browser (report.html with 10,000 rows in headless Chromium)"
     [lint]="ansible-lint --profile production"
     [build]="ansible-galaxy collection build + tarball content check"
@@ -139,6 +140,14 @@ stage_simulator() { run_pytest tests/simulator 1; }
 stage_unit() { run_pytest tests/unit 1; }
 stage_e2e() { run_pytest tests/e2e 0; }
 stage_safety() { run_pytest tests/safety 0; }
+# One combined run (every fault family, SIGKILLs, reruns) plus the suite's own instruments; the summary JSON
+# goes to the log folder. The families alone: python -m pytest tests/live -k hook (docs/safety.md).
+stage_live() {
+    [ -d "$COLL/tests/live" ] || { echo "FAIL: tests/live does not exist"; return 1; }
+    (cd "$COLL" && SFDC_LIVE_LOG_DIR="$LOGDIR" SFDC_LIVE_ORGS="${SFDC_LIVE_ORGS:-100}" python -m pytest \
+        tests/live/test_live_harness.py "tests/live/test_live_rotation.py::test_live_rotation[all]" \
+        -p no:cacheprovider -ra -n 0 "${PYTEST_EXTRA[@]}")
+}
 
 # Debian's chromium, installed when missing (CI runs as root with the package registry); no browser download.
 stage_browser() {
@@ -350,7 +359,7 @@ for s in "${SELECTED[@]}"; do
 done
 # Test folders no stage runs would pass silently: say so.
 for d in "$COLL"/tests/*/; do
-    case "$(basename "$d")" in simulator|unit|e2e|safety|browser|integration|sanity|output|__pycache__) continue ;; esac
+    case "$(basename "$d")" in simulator|unit|e2e|safety|live|browser|integration|sanity|output|__pycache__) continue ;; esac
     if find "$d" -name 'test_*.py' | grep -q .; then
         echo "WARNING: tests/$(basename "$d")/ has tests that no stage of scripts/test.sh runs"
     fi

@@ -299,7 +299,12 @@ class OrgRotation:
                           getattr(exc, 'status', None))
         for row in self.entry_rows:
             row.instance_url = self.instance_url
-        self.history_entries = self.history.entries(self.org)
+        try:
+            self.history = history.History(self.options.get('state_dir') or '.',
+                                           self.deliveries.history_store(self.options.get('history_store')))
+            self.history_entries = self.history.entries(self.org)
+        except (ConfigError, history.HistoryError) as exc:
+            raise OrgStop('plan', self.secrets.redact(str(exc)) or '')
         deliveries = {}
         for index, entry in enumerate(rotations):
             try:
@@ -793,6 +798,11 @@ class OrgRotation:
         run.warnings = list(data.get('warnings') or [])
         for consumer in run.consumers:
             run.secrets.add(consumer.pair.get('secret'), consumer.previous.get('secret'))
+        try:
+            run.history = history.History(options.get('state_dir') or '.',
+                                          run.deliveries.history_store(options.get('history_store')))
+        except ConfigError as exc:
+            run.stop('promote', '%s; nothing was promoted, the next run resumes' % exc)
         try:
             run.api = OrgApi(options.get('connection') or {}, run.secrets, run.environment, run.sleep)
             run.api.authenticate(data.get('token'))

@@ -26,8 +26,9 @@ try:
 except ImportError:  # a controller without flock (not POSIX): one run at a time per state dir
     fcntl = None  # type: ignore[assignment]
 
-from ansible_collections.sfdc.eca.plugins.plugin_utils._delivery import check_name, write_durably
+from ansible_collections.sfdc.eca.plugins.plugin_utils._delivery import check_name, fill, write_durably
 from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_model import iso, now, parse_time
+from ansible_collections.sfdc.eca.plugins.plugin_utils._stores import StoreError
 
 VERSION = 1
 LOCK_FILE = '.history.lock'
@@ -55,10 +56,7 @@ def _read(path: str) -> dict[str, dict[str, t.Any]]:
         document = json.loads(text)
     except ValueError as exc:
         raise HistoryError('the rotation history %s is not valid JSON (%s): fix or remove it' % (path, exc))
-    consumers = document.get('consumers') if isinstance(document, dict) else None
-    if not isinstance(consumers, dict):
-        raise HistoryError('the rotation history %s must hold a JSON object with "consumers"' % path)
-    return dict((k, v) for k, v in consumers.items() if isinstance(v, dict))
+    return _consumers(document, path)
 
 
 def _combine(merged: dict[str, dict[str, t.Any]], *own: dict[str, dict[str, t.Any]]) -> dict[str, dict[str, t.Any]]:
@@ -81,11 +79,36 @@ def _document(entries: dict[str, dict[str, t.Any]]) -> bytes:
                        indent=2) + '\n').encode('utf-8')
 
 
-class History:
-    """The history of one state directory."""
+def _consumers(document: t.Any, where: str) -> dict[str, dict[str, t.Any]]:
+    consumers = document.get('consumers') if isinstance(document, dict) else None
+    if not isinstance(consumers, dict):
+        raise HistoryError('the rotation history %s must hold a JSON object with "consumers"' % where)
+    return dict((k, v) for k, v in consumers.items() if isinstance(v, dict))
 
-    def __init__(self, state_dir: str) -> None:
+
+class History:
+    """The history of one state directory, and of a secret store when ``store`` is given (a _stores Store whose path
+    template names {org}): each org's document is then read from the store and written to it as well."""
+
+    def __init__(self, state_dir: str, store: t.Any = None) -> None:
         self.state_dir = state_dir or '.'
+        self.store = store
+
+    def _store_target(self, org: str) -> t.Any:
+        try:
+            return self.store.target(fill(self.store.path_template, {'org': check_name(org, 'org name')}))
+        except StoreError as exc:
+            raise HistoryError('the rotation history in %s cannot be used: %s' % (self.store.kind, exc))
+
+    def _own(self, org: str) -> dict[str, dict[str, t.Any]]:
+        if self.store is None:
+            return _read(self.org_file(org))
+        target = self._store_target(org)
+        try:
+            document = target.read_data()
+        except StoreError as exc:
+            raise HistoryError('cannot read the rotation history: %s' % exc)
+        return _consumers(document, target.label) if document else {}
 
     @property
     def merged_file(self) -> str:
@@ -112,15 +135,21 @@ class History:
 
     def entries(self, org: str) -> dict[str, dict[str, t.Any]]:
         """What the history knows of the org's consumers."""
-        own = _read(self.org_file(org))
+        own = self._own(org)
         prefix = org + '/'
         return _combine(dict((k, v) for k, v in _read(self.merged_file).items() if k.startswith(prefix)), own)
 
     def _write_org(self, org: str, entries: dict[str, dict[str, t.Any]]) -> None:
         mine = dict((k, v) for k, v in entries.items() if k.startswith(org + '/'))
+        document = _document(mine)
+        if self.store is not None:
+            try:
+                self._store_target(org).write_data(json.loads(document))
+            except StoreError as exc:
+                raise HistoryError('cannot write the rotation history: %s' % exc)
         try:
             with self.lock(exclusive=False):
-                write_durably(self.org_file(org), _document(mine))
+                write_durably(self.org_file(org), document)
         except HistoryError:
             raise
         except Exception as exc:  # DeliveryError: a secret-free message naming the file
