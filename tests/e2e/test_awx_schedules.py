@@ -83,7 +83,7 @@ def validate_survey_answers(spec, answers):
         if q is None:
             continue
         if q["type"] == "integer":
-            if type(value) is not int:  # noqa: E721 - AWX compares the type itself
+            if isinstance(value, bool) or not isinstance(value, int):  # AWX compares the type itself: no bool
                 errors.append("%s: %r expected to be an integer" % (name, value))
             elif value < q.get("min", value) or value > q.get("max", value):
                 errors.append("%s: %r out of range" % (name, value))

@@ -181,4 +181,4 @@ def test_jobs_writing_one_state_dir_at_once_lose_nothing(tmp_path):
             assert consumers.get('%s/Other/C' % org, {}).get('last_outcome') == 'blocked', org
             entry = consumers.get('%s/Billing_Sync/Billing' % org, {})
             assert entry.get('key_fp') == 'fp-%s' % org and 'promoting_fp' not in entry, (org, entry)
-    assert not [p for p in tmp_path.rglob('*.tmp')]
+    assert not list(tmp_path.rglob('*.tmp'))
