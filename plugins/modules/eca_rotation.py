@@ -62,6 +62,16 @@ options:
         later orgs record C(not_run) and are not contacted. After it, O(max_fail_percentage) holds back the rest.
     type: bool
     default: true
+  canary_run:
+    description:
+      - The fleet canary this job follows, when one fleet run is split over several jobs (AWX job slicing, see the
+        collection's docs/awx.md). A run id - the job runs only if C(STATE_DIR/canary/run-ID.json) says the canary passed,
+        and leaves out the canary's orgs (they have no rows in this job's report). Otherwise every org records
+        C(not_run) without a call.
+      - Empty - the job refuses to run (C(not_run)) while C(STATE_DIR/canary/latest.json), the latest fleet canary, says
+        it failed. C(none) - no fleet canary is checked.
+    type: str
+    default: ''
   handoff:
     description:
       - The registered result of the first call, to finish its RV(tasks_file_orgs) after the role ran their tasks files.

@@ -8,19 +8,30 @@
 never a key. Each org also keeps ``STATE_DIR/history.d/ORG.json``, written by the org's run just before
 it promotes (``promoting_fp``: the key about to become main) and right after, so that a run killed
 before its report still tells the next run what happened. The report merges them into history.json.
+
+Runs sharing a state directory (the slices of an AWX sliced job) take ``STATE_DIR/.history.lock``: a merge
+into history.json exclusively, an org file write shared, so that no merge is lost and no run removes the
+temporary file of another's write.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import typing as t
+
+try:
+    import fcntl
+except ImportError:  # a controller without flock (not POSIX): one run at a time per state dir
+    fcntl = None  # type: ignore[assignment]
 
 from ansible_collections.sfdc.eca.plugins.plugin_utils._delivery import check_name, fill, write_durably
 from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_model import iso, now, parse_time
 from ansible_collections.sfdc.eca.plugins.plugin_utils._stores import StoreError
 
 VERSION = 1
+LOCK_FILE = '.history.lock'
 
 
 class HistoryError(Exception):
@@ -106,6 +117,22 @@ class History:
     def org_file(self, org: str) -> str:
         return os.path.join(self.state_dir, 'history.d', '%s.json' % check_name(org, 'org name'))
 
+    @contextlib.contextmanager
+    def lock(self, exclusive: bool = True) -> t.Iterator[None]:
+        """Held while history.json is merged (exclusive) or an org file written (shared); released on close."""
+        path = os.path.join(self.state_dir, LOCK_FILE)
+        try:
+            os.makedirs(self.state_dir, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, 'O_NOFOLLOW', 0), 0o600)
+        except OSError as exc:
+            raise HistoryError('cannot open the rotation history lock %s: %s' % (path, exc.strerror or type(exc).__name__))
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
     def entries(self, org: str) -> dict[str, dict[str, t.Any]]:
         """What the history knows of the org's consumers."""
         own = self._own(org)
@@ -121,7 +148,10 @@ class History:
             except StoreError as exc:
                 raise HistoryError('cannot write the rotation history: %s' % exc)
         try:
-            write_durably(self.org_file(org), document)
+            with self.lock(exclusive=False):
+                write_durably(self.org_file(org), document)
+        except HistoryError:
+            raise
         except Exception as exc:  # DeliveryError: a secret-free message naming the file
             raise HistoryError('cannot write the rotation history: %s' % exc)
 
@@ -150,6 +180,10 @@ class History:
 
     def merge(self, rows: t.Iterable[dict[str, t.Any]]) -> str:
         """The report's merge: every org's file and this run's rows into history.json. -> its path."""
+        with self.lock():
+            return self._merge(rows)
+
+    def _merge(self, rows: t.Iterable[dict[str, t.Any]]) -> str:
         sources = []
         directory = os.path.join(self.state_dir, 'history.d')
         if os.path.isdir(directory):

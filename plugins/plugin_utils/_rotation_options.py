@@ -98,6 +98,7 @@ TASK_OPTIONS: dict[str, dict[str, t.Any]] = {
     'org': {'type': 'str'},
     'workers': {'type': 'int'},
     'canary_gate': {'type': 'bool', 'default': True},
+    'canary_run': {'type': 'str', 'default': ''},
     'handoff': {'type': 'dict', 'no_log': True},
     'failed_task': {'type': 'str'},
 }
