@@ -968,9 +968,8 @@ class AwsSecretsManagerTarget(Target):
             return client.put_secret_value(SecretId=sid, SecretString=body, ClientRequestToken=token)
 
         def create(client):
-            what = ('Salesforce consumer key and secret (%s %s %s)' % (payload.get('org'), payload.get('app_name'),
-                                                                          payload.get('consumer_name'))
-                    if 'key' in payload else 'sfdc.eca data')
+            names = (payload.get('org'), payload.get('app_name'), payload.get('consumer_name'))
+            what = 'Salesforce consumer key and secret (%s %s %s)' % names if 'key' in payload else 'sfdc.eca data'
             kwargs = {'Name': sid, 'SecretString': body, 'ClientRequestToken': token,
                       'Description': '%s, written by sfdc.eca' % what}
             if kms:
