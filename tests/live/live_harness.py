@@ -36,6 +36,8 @@ sys.path.insert(0, str(HERE.parent / "safety"))
 from safety_helpers import MIN_SECRET_LEN, ROOT, SafetyRun, crash, find_secrets, mask, searchable  # noqa: E402
 from fleet import ansible_playbook, decrypt_vault_file, e2e  # noqa: E402
 
+from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_history import LOCK_FILE as HISTORY_LOCK  # noqa: E402
+
 ADMIN = "admin@live.test"
 VAULT_PASSWORD = "live integrations vault password 3"
 INTEGRATION_AGENT = "sfdc-live-integration/1"
@@ -817,9 +819,10 @@ class Scenario:
         for t in fleet.targets:
             if t.path.exists() and stat.S_IMODE(t.path.stat().st_mode) != 0o600:
                 left.append("%s: mode %o" % (t.path.name, stat.S_IMODE(t.path.stat().st_mode)))
-        # the report dir is the tool's: only temporary files left behind count there
+        # the report dir is the tool's: only temporary files left behind count there (the history's
+        # lock file is kept on purpose: removing a flock file races with the next run locking it)
         for p in (fleet.report_dir.rglob("*") if fleet.report_dir.exists() else ()):
-            if p.is_file() and (p.name.endswith(".tmp") or p.name.startswith(".")):
+            if p.is_file() and p.name != HISTORY_LOCK and (p.name.endswith(".tmp") or p.name.startswith(".")):
                 left.append("report dir: %s" % p.relative_to(fleet.report_dir))
         work = list(fleet.sandbox.work.rglob("*"))
         out += ["working directory: %s" % p.relative_to(fleet.sandbox.work) for p in work]
