@@ -199,6 +199,9 @@ def test_store_fleet_targets_stores_and_checks(store_fleet, openbao, moto):
     assert aws["endpoint_url"] == moto.url and not {"access_key", "secret_key"} & set(aws)
     assert fleet.env()["AWS_SECRET_ACCESS_KEY"] == moto.secret_key
     assert {stores.tool_token, stores.reader_token, moto.secret_key} <= stores.secrets()
+    finder = SecretFinder(fleet.sim.secrets() | stores.secrets())
+    blob = "token=%s\nAWS_SECRET_ACCESS_KEY=%s" % (stores.tool_token, moto.secret_key)
+    assert finder.find(blob) == sorted([mask(stores.tool_token), mask(moto.secret_key)])
 
     # the first pair of each store target was written before the run: nothing has converged yet
     missing = fleet.not_converged()
