@@ -7,6 +7,11 @@
 --live-auth-rate R     authentications per second of all integrations together (SFDC_LIVE_AUTH_RATE,
                        default: one per integration every 2 s, within 50..150)
 --live-log-dir D       where the JSON summaries go (SFDC_LIVE_LOG_DIR, default .tmp/test-logs/live)
+--live-targets K,...   target kinds the orgs are dealt into (org i gets the (i mod 3)-th of vault_file, hashi_vault,
+                       aws_secretsmanager; a kind left out falls back to vault_file) (SFDC_LIVE_TARGETS, default all
+                       three; the store kinds start OpenBao and moto on 127.0.0.1 for the session)
+--live-store-max-age S seconds a store integration uses what it read before reading the store again
+                       (SFDC_LIVE_STORE_MAX_AGE, default: about every third authentication, at least 5 s)
 """
 
 import os
@@ -14,7 +19,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-OPTIONS = (("orgs", "100"), ("seed", ""), ("kills", "2"), ("auth-rate", ""), ("log-dir", ""))
+from ansible_collections.sfdc.eca.tests.stores.fixtures import (  # noqa: E402,F401  pylint: disable=unused-import
+    _moto_session, _openbao_session, moto, openbao, unique)
+
+OPTIONS = (("orgs", "100"), ("seed", ""), ("kills", "2"), ("auth-rate", ""), ("log-dir", ""),
+           ("targets", "vault_file,hashi_vault,aws_secretsmanager"), ("store-max-age", ""))
 
 
 def pytest_addoption(parser):

@@ -1,17 +1,21 @@
 """The live-integration harness: a simulated fleet, one integration per consumer, faults, kills, checks.
 
 - `LiveFleet`: N orgs in the simulator (one inventory host each, every 4th org with a second app of three
-  consumers), each consumer delivered to an ansible-vault file; `revoke_previous: true`. Orgs are dealt into
-  fault families by index (`ORG_FAMILIES`), so that in a combined run every broken promise points at the fault
-  that broke it.
+  consumers); `revoke_previous: true`. Orgs are dealt into fault families by index (`ORG_FAMILIES`, i mod 5),
+  so that in a combined run every broken promise points at the fault that broke it, and, orthogonally, into
+  target kinds (`ORG_KINDS`, i mod 3): an ansible-vault file, OpenBao (KV v2) or moto's Secrets Manager.
+- `LiveStores`: the two real secret stores (tests/stores/servers.py): the tool's and the integrations' OpenBao
+  tokens (policies limited to the run's prefix), the AWS credentials of the runs, the first pair of each
+  store target, reads for the checks and for the integrations.
 - `Integrations`: one simulated integration per consumer; a small pool of threads cycles through them: read
-  the target (the vault file), authenticate with client_credentials over HTTPS, classify the answer.
+  the target (the vault file; a KV read or GetSecretValue, kept for a few seconds), authenticate with
+  client_credentials over HTTPS, classify the answer.
 - `VerifyBursts`: the fault predicate (`Simulator.add_fault(match=...)`) that answers 503 to the rotation's
   verification token requests (a request carrying a key that is staged `Active`).
 - `Scenario`: the run loop (faulty runs, random SIGKILLs, reruns until the fleet converges) and the checks.
 
 Only the public interface of the collection is used: `ansible-playbook playbooks/rotate.yml` with an
-inventory, vault_file delivery and a `verify_tasks_file` hook.
+inventory, vault_file / hashi_vault / aws_secretsmanager delivery and a `verify_tasks_file` hook.
 """
 
 import itertools
@@ -19,6 +23,7 @@ import json
 import os
 import random
 import re
+import resource
 import statistics
 import stat
 import sys
@@ -46,6 +51,10 @@ INTEGRATION_AGENT = "sfdc-live-integration/1"
 FAMILIES = ("hook", "verify_503", "lost_patch", "lost_delete", "sigkill")
 # how orgs are dealt (org i, 1-based, gets ORG_FAMILIES[i % 5]); SIGKILL hits the whole run
 ORG_FAMILIES = ("hook", "verify_503", "lost_patch", "lost_delete", "clean")
+# where each org's consumers are delivered (org i gets ORG_KINDS[i % 3]: 3 and 5 are coprime, so every family meets
+# every kind); a kind left out of Settings.kinds falls back to vault_file
+ORG_KINDS = ("vault_file", "hashi_vault", "aws_secretsmanager")
+STORE_KINDS = ORG_KINDS[1:]
 REFUSALS = ("invalid_client", "invalid_grant")
 
 HOOK = """
@@ -85,8 +94,13 @@ class Settings:
     """Sizes and knobs; pytest options (tests/live/conftest.py) or SFDC_LIVE_* variables."""
 
     def __init__(self, orgs=100, seed=None, kills=2, auth_rate=None, auth_threads=4, max_reruns=4, forks=10,
-                 log_dir=None):
+                 log_dir=None, kinds=ORG_KINDS, store_max_age=None):
         self.orgs = int(orgs)
+        kinds = kinds.split(",") if isinstance(kinds, str) else list(kinds)
+        wrong = [k for k in kinds if k not in ORG_KINDS]
+        if wrong or not kinds:
+            raise ValueError("live target kinds %s: choose among %s" % (kinds, ", ".join(ORG_KINDS)))
+        self.kinds = tuple(k for k in ORG_KINDS if k in kinds)
         self.seed = int(seed) if seed not in (None, "") else random.SystemRandom().randrange(1, 2 ** 31)
         self.kills = int(kills)
         # authentications per second of all integrations together; default: each every 2 s, 50 to 150 per
@@ -96,6 +110,9 @@ class Settings:
         self.max_reruns = int(max_reruns)
         self.forks = int(forks)
         self.log_dir = Path(log_dir) if log_dir else ROOT / ".tmp" / "test-logs" / "live"
+        # how long a store integration uses what it read before it reads the store again (it always reads again
+        # after a refusal); default: about every third authentication, at least 5 s
+        self.store_max_age = float(store_max_age) if store_max_age not in (None, "") else None
 
 
 def live_seed(n):
@@ -117,6 +134,11 @@ def org_family(org):
     return ORG_FAMILIES[int(org[4:]) % len(ORG_FAMILIES)]
 
 
+def org_kind(org, kinds=ORG_KINDS):
+    kind = ORG_KINDS[int(org[4:]) % len(ORG_KINDS)]
+    return kind if kind in kinds else "vault_file"
+
+
 def suffix(key):
     return "..." + (key or "")[-4:]
 
@@ -124,15 +146,20 @@ def suffix(key):
 # -- vault targets ---------------------------------------------------------------------------------
 
 class Target:
-    """One consumer and the vault file its integration reads."""
+    """One consumer and where its integration reads its pair: a vault file (`path`) or a store's secret
+    (`store_id`: the KV path under the mount, or the Secrets Manager secret name)."""
 
-    def __init__(self, org, app, app_id, consumer, consumer_id, path, instance_url):
+    def __init__(self, org, app, app_id, consumer, consumer_id, instance_url, kind="vault_file", path=None,
+                 store_id=None):
         self.org, self.app, self.app_id = org, app, app_id
         self.consumer, self.consumer_id = consumer, consumer_id
-        self.path = Path(path)
+        self.kind = kind
+        self.path = Path(path) if path is not None else None
+        self.store_id = store_id
         self.instance_url = instance_url
         self.family = org_family(org)
         self.name = "%s %s/%s" % (org, app, consumer)
+        self.tag = "%s/%s" % (self.family, kind)    # "[family/kind]" in every problem line
 
     def credential(self, key, secret):
         return {"instance_url": self.instance_url, "org": self.org, "app_name": self.app, "app_id": self.app_id,
@@ -155,11 +182,153 @@ def write_vault_file(path, data):
     os.replace(tmp, path)
 
 
+# -- secret-store targets --------------------------------------------------------------------------
+
+class LiveStores:
+    """The run's real secret stores (tests/stores/servers.py, started by the test) and who may do what there.
+
+    OpenBao: KV v2 at `secret/`, every target under `<prefix>/`; the tool's token (in the inventory) may create,
+    update and read there and nowhere else; the integrations' token may only read there. moto: Secrets Manager
+    (reset for each test); its fixture keys reach the runs only as AWS_* variables of ansible-playbook's
+    environment. Both tokens and the keys are in `secrets()`, searched for by the leak scan."""
+
+    def __init__(self, openbao=None, moto=None, prefix="live"):
+        self.openbao, self.moto, self.prefix = openbao, moto, prefix
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.reads = {k: 0 for k in STORE_KINDS}     # the integrations' reads
+        self.read_errors = {k: 0 for k in STORE_KINDS}
+        self._admin_aws = None
+        self.tool_token = self.reader_token = None
+        if openbao is not None:
+            place = 'path "secret/data/%s/*"' % prefix
+            deliver = openbao.policy(prefix + "-deliver", place + ' {\n  capabilities = ["create", "update", "read"]\n}\n')
+            read = openbao.policy(prefix + "-read", place + ' {\n  capabilities = ["read"]\n}\n')
+            self.tool_token = openbao.token([deliver], ttl="24h")
+            self.reader_token = openbao.token([read], ttl="24h")
+
+    @property
+    def kinds(self):
+        return tuple(k for k, server in zip(STORE_KINDS, (self.openbao, self.moto)) if server is not None)
+
+    def store_id(self, org, app, consumer):
+        return "%s/%s/%s/%s" % (self.prefix, org, app, consumer)
+
+    def deliver(self, kind):
+        """The inventory's `deliver` of an entry delivered to this store."""
+        template = self.prefix + "/{org}/{app_name}/{consumer_name}"
+        if kind == "hashi_vault":
+            return {"hashi_vault": {"url": self.openbao.url, "mount": "secret", "path": template,
+                                    "token": self.tool_token}}
+        return {"aws_secretsmanager": {"secret_id": template, "endpoint_url": self.moto.url}}
+
+    def env(self):
+        """ansible-playbook's environment: moto's keys for boto3's chain; no instance metadata (not loopback)."""
+        if self.moto is None:
+            return {}
+        return {"AWS_ACCESS_KEY_ID": self.moto.access_key, "AWS_SECRET_ACCESS_KEY": self.moto.secret_key,
+                "AWS_REGION": self.moto.region, "AWS_EC2_METADATA_DISABLED": "true"}
+
+    def secrets(self):
+        out = set()
+        for server in (self.openbao, self.moto):
+            if server is not None:
+                out |= set(server.issued)
+        return out
+
+    # -- the harness's own access (root token, fixture keys): the first pair and the checks ---------------
+
+    def _aws(self):
+        if self._admin_aws is None:
+            self._admin_aws = self._aws_client()
+        return self._admin_aws
+
+    def _aws_client(self):
+        import boto3
+        import botocore.config
+        session = boto3.session.Session(aws_access_key_id=self.moto.access_key,
+                                        aws_secret_access_key=self.moto.secret_key, region_name=self.moto.region)
+        return session.client("secretsmanager", endpoint_url=self.moto.url, config=botocore.config.Config(
+            connect_timeout=5, read_timeout=20, retries={"max_attempts": 3}, proxies={}))
+
+    def put(self, t, data):
+        """What an earlier deployment left: the consumer's pair in its secret (a new version if it exists)."""
+        if t.kind == "hashi_vault":
+            self.openbao.kv_put(t.store_id, data)
+            return
+        client = self._aws()
+        try:
+            client.create_secret(Name=t.store_id, SecretString=json.dumps(data))
+        except client.exceptions.ResourceExistsException:
+            client.put_secret_value(SecretId=t.store_id, SecretString=json.dumps(data))
+
+    def get(self, t):
+        """The data the target holds now, or None."""
+        if t.kind == "hashi_vault":
+            answer = self.openbao.kv_get(t.store_id)
+            return answer["data"] if answer else None
+        client = self._aws()
+        try:
+            return json.loads(client.get_secret_value(SecretId=t.store_id)["SecretString"])
+        except client.exceptions.ResourceNotFoundException:
+            return None
+
+    def listing(self, kind):
+        """Every secret the store holds under the prefix (moto: every secret; it is reset for each test)."""
+        if kind == "hashi_vault":
+            out, todo = [], [self.prefix + "/"]
+            while todo:
+                folder = todo.pop()
+                answer = self.openbao.api("GET", "secret/metadata/%s?list=true" % folder) or {}
+                for k in answer.get("data", {}).get("keys", []):
+                    (todo if k.endswith("/") else out).append(folder + k)
+            return sorted(out)
+        names = []
+        for page in self._aws().get_paginator("list_secrets").paginate():
+            names += [x["Name"] for x in page["SecretList"]]
+        return sorted(names)
+
+    def versions(self, t):
+        """Versions the target holds (the harness wrote the first)."""
+        if t.kind == "hashi_vault":
+            meta = self.openbao.kv_metadata(t.store_id)
+            return meta["current_version"] if meta else 0
+        answer = self._aws().list_secret_version_ids(SecretId=t.store_id, IncludeDeprecated=True)
+        return len(answer["Versions"])
+
+    # -- the integrations' reads: their own token / client per thread, over HTTP --------------------------
+
+    def read(self, t):
+        """What the integration reads: one KV v2 read with the read-only token, or one GetSecretValue."""
+        with self.lock:
+            self.reads[t.kind] += 1
+        try:
+            if t.kind == "hashi_vault":
+                http = getattr(self.local, "vault", None)
+                if http is None:
+                    http = self.local.vault = requests.Session()
+                    http.trust_env = False
+                    http.headers["X-Vault-Token"] = self.reader_token
+                r = http.get("%s/v1/secret/data/%s" % (self.openbao.url, t.store_id), timeout=20)
+                r.raise_for_status()
+                return r.json()["data"]["data"]
+            client = getattr(self.local, "aws", None)
+            if client is None:
+                client = self.local.aws = self._aws_client()
+            return json.loads(client.get_secret_value(SecretId=t.store_id)["SecretString"])
+        except Exception:
+            with self.lock:
+                self.read_errors[t.kind] += 1
+            raise
+
+
 # -- the fleet -------------------------------------------------------------------------------------
 
 class LiveFleet:
-    def __init__(self, sim, base, settings, families, rng):
+    def __init__(self, sim, base, settings, families, rng, stores=None):
         self.sim = sim
+        self.stores = stores
+        self.kinds = tuple(k for k in settings.kinds if k == "vault_file" or (stores and k in stores.kinds))
         self.settings = settings
         self.families = set(families)
         self.rng = rng
@@ -184,18 +353,26 @@ class LiveFleet:
         for org in self.orgs:
             entries = []
             o = sim.org(org)
+            kind = org_kind(org, self.kinds)
             for app in o.apps:
                 if app.developer_name == o.admin_app.developer_name:
                     continue
-                entry = {"app_name": app.developer_name,
-                         "deliver": {"vault_file": str(self.vault_dir / "{org}-{app_name}-{consumer_name}.yml"),
-                                     "vault_password_file": str(self.password_file)}}
+                if kind == "vault_file":
+                    deliver = {"vault_file": str(self.vault_dir / "{org}-{app_name}-{consumer_name}.yml"),
+                               "vault_password_file": str(self.password_file)}
+                else:
+                    deliver = stores.deliver(kind)
+                entry = {"app_name": app.developer_name, "deliver": deliver}
                 if org_family(org) == "hook" and "hook" in self.families:
                     entry["verify_tasks_file"] = str(self.hook_file)
                 entries.append(entry)
                 for c in app.consumers:
-                    path = self.vault_dir / ("%s-%s-%s.yml" % (org, app.developer_name, c.name))
-                    self.targets.append(Target(org, app.developer_name, app.id, c.name, c.id, path, o.instance_url))
+                    if kind == "vault_file":
+                        where = {"path": self.vault_dir / ("%s-%s-%s.yml" % (org, app.developer_name, c.name))}
+                    else:
+                        where = {"store_id": stores.store_id(org, app.developer_name, c.name)}
+                    self.targets.append(Target(org, app.developer_name, app.id, c.name, c.id, o.instance_url, kind,
+                                               **where))
             # both settings of replace_rotated (it decides what a rerun does with a Rotated pair it finds)
             extra = {"sfdc_eca_replace_rotated": True} if int(org[4:]) % 2 == 0 else {}
             hosts[org] = e2e.org_host(sim, org, entries, retry_backoff=0.01, **extra)
@@ -203,7 +380,10 @@ class LiveFleet:
         self.original = {t.name: self.sim.org(t.org).app(t.app).consumer(t.consumer).main for t in self.targets}
         for t in self.targets:
             pair = self.original[t.name]
-            write_vault_file(t.path, t.credential(pair["key"], pair["secret"]))
+            if t.kind == "vault_file":
+                write_vault_file(t.path, t.credential(pair["key"], pair["secret"]))
+            else:
+                stores.put(t, t.credential(pair["key"], pair["secret"]))
         self.config_files = sorted(p.name for p in self.config.iterdir())
         # the hook's failing consumers: about half of the consumers of the hook orgs
         self.hook_failing = sorted("%s/%s/%s" % (t.org, t.app, t.consumer) for t in self.targets
@@ -228,11 +408,27 @@ class LiveFleet:
         return [ansible_playbook(), "-i", self.inventory, str(ROOT / "playbooks" / "rotate.yml"),
                 "-f", str(self.settings.forks), "-e", self.extra_vars()]
 
+    def env(self):
+        """Variables of ansible-playbook's environment beyond the sandbox's: the AWS credentials."""
+        return self.stores.env() if self.stores else {}
+
+    def by_kind(self):
+        """{kind: {"orgs": n, "consumers": n}} of this fleet."""
+        out = {k: {"orgs": 0, "consumers": 0} for k in self.kinds}
+        for org, targets in self.by_org().items():
+            out[targets[0].kind]["orgs"] += 1
+            out[targets[0].kind]["consumers"] += len(targets)
+        return out
+
     # -- state checks ------------------------------------------------------------------------------
 
-    def read_target(self, t):
-        """((key, secret), None) or (None, why); a file not changed since the last read is not decrypted again."""
+    def read_data(self, t):
+        """(data the target holds, None) or (None, why); a file not changed since the last read is not decrypted
+        again; a store is read with the harness's own credentials."""
         try:
+            if t.kind != "vault_file":
+                data = self.stores.get(t)
+                return (data, None) if isinstance(data, dict) else (None, "no secret" if data is None else "not a dict")
             st = os.stat(t.path)
             sig = (st.st_ino, st.st_mtime_ns, st.st_size)
             if self._read_cache.get(t.name, (None,))[0] == sig:
@@ -240,9 +436,23 @@ class LiveFleet:
             data = decrypt_vault_file(t.path, VAULT_PASSWORD)
         except Exception as exc:  # pylint: disable=broad-except
             return None, type(exc).__name__
-        pair = (data.get("key"), data.get("secret"))
-        self._read_cache[t.name] = (sig, pair)
-        return pair, None
+        if not isinstance(data, dict):
+            return None, "not a dict"
+        self._read_cache[t.name] = (sig, data)
+        return data, None
+
+    def read_target(self, t):
+        """((key, secret), None) or (None, why)."""
+        data, error = self.read_data(t)
+        return (None, error) if data is None else ((data.get("key"), data.get("secret")), None)
+
+    def stray_secrets(self):
+        """Secrets in the stores that are no consumer's target (a wrong path, a write outside the targets)."""
+        out = []
+        for kind in (self.stores.kinds if self.stores else ()):
+            expected = {t.store_id for t in self.targets if t.kind == kind}
+            out += ["%s: %s [fleet/%s]" % (kind, name, kind) for name in self.stores.listing(kind) if name not in expected]
+        return out
 
     @staticmethod
     def promotions(log):
@@ -259,8 +469,9 @@ class LiveFleet:
 
     def consumer_state(self, t):
         c = self.consumer(t)
-        held, error = self.read_target(t)
-        return {"main": c.main, "staged": c.staged, "held": held, "read_error": error}
+        data, error = self.read_data(t)
+        held = None if data is None else (data.get("key"), data.get("secret"))
+        return {"main": c.main, "staged": c.staged, "held": held, "data": data, "read_error": error}
 
     def last_rows(self):
         """{target name: the last report's outcome, phase and error} (the report of the last run that wrote one)."""
@@ -289,6 +500,11 @@ class LiveFleet:
                 why.append("target unreadable (%s)" % s["read_error"])
             elif s["held"] != (s["main"]["key"], s["main"]["secret"]):
                 why.append("target holds %s, main is %s" % (suffix(s["held"][0]), suffix(s["main"]["key"])))
+            else:
+                expected = t.credential(s["main"]["key"], s["main"]["secret"])
+                wrong = sorted(k for k in set(expected) | set(s["data"]) if s["data"].get(k) != expected.get(k))
+                if wrong:
+                    why.append("target's %s differ from the consumer's" % ", ".join(wrong))
             if why:
                 out[t.name] = "; ".join(why)
         return out
@@ -362,9 +578,11 @@ class VerifyBursts:
 # -- the integrations ------------------------------------------------------------------------------
 
 class Integration:
-    def __init__(self, target):
+    def __init__(self, target, stores=None, max_age=5.0):
         self.target = target
-        self.cache = (None, None)   # (stat signature, pair)
+        self.stores = stores
+        self.max_age = max_age      # a store's answer is used this long (a file is read when it changed)
+        self.cache = (None, None)   # (stat signature or read time, pair)
         self.attempts = 0           # token requests sent
         self.ok = 0                 # authenticated
         self.stale = 0              # refused, but the target changed meanwhile
@@ -374,6 +592,16 @@ class Integration:
 
     def read(self, force=False):
         t = self.target
+        if t.kind != "vault_file":
+            if not force and self.cache[0] is not None and time.monotonic() - self.cache[0] < self.max_age:
+                return self.cache[1]
+            try:
+                data = self.stores.read(t)
+                pair = (data["key"], data["secret"])
+            except Exception:  # pylint: disable=broad-except
+                return None
+            self.cache = (time.monotonic(), pair)
+            return pair
         try:
             st = os.stat(t.path)
         except OSError:
@@ -393,10 +621,12 @@ class Integration:
 class Integrations:
     """A pool of threads cycling through every consumer's integration at about `rate` authentications/s."""
 
-    def __init__(self, fleet, rate, threads, clock):
+    def __init__(self, fleet, rate, threads, clock, store_max_age=None):
         self.fleet = fleet
-        self.items = [Integration(t) for t in fleet.targets]
         self.rate = rate
+        # a store integration reads its store about every third authentication, at least 5 s apart
+        self.store_max_age = store_max_age or max(5.0, 3 * len(fleet.targets) / rate)
+        self.items = [Integration(t, fleet.stores, self.store_max_age) for t in fleet.targets]
         self.threads = threads
         self.clock = clock       # () -> (run number, seconds into the run) for failure records
         self.stop_event = threading.Event()
@@ -495,12 +725,16 @@ class Integrations:
                 error = None
             again = it.read(force=True)
             if error in REFUSALS and again == pair:
-                it.failures.append({"integration": t.name, "family": t.family, "key": suffix(pair[0]),
+                it.failures.append({"integration": t.name, "tag": t.tag, "key": suffix(pair[0]),
                                     "error": error, "run": self.clock(), "slot": self._slot(t)})
-            elif error in REFUSALS:
+            elif error in REFUSALS and again is not None:
+                # the target holds another pair now: the integration switches to it
                 it.stale += 1
+                continue
+            elif error in REFUSALS:
+                it.unreadable += 1
             else:
-                it.failures.append({"integration": t.name, "family": t.family, "key": suffix(pair[0]),
+                it.failures.append({"integration": t.name, "tag": t.tag, "key": suffix(pair[0]),
                                     "error": "HTTP %d %s" % (r.status_code, error), "run": self.clock()})
             return
 
@@ -522,7 +756,29 @@ class Integrations:
             "unreadable_reads": sum(it.unreadable for it in self.items),
             "auths_per_integration_min": min(auths) if auths else 0,
             "auths_per_integration_median": statistics.median(auths) if auths else 0,
+            "store_max_age_seconds": round(self.store_max_age, 1),
+            "by_kind": self.totals_by_kind(auths),
         }
+
+    def totals_by_kind(self, auths):
+        out = {}
+        stores = self.fleet.stores
+        for kind in self.fleet.kinds:
+            mine = [(it, n) for it, n in zip(self.items, auths) if it.target.kind == kind]
+            during = [n for dummy, n in mine]
+            out[kind] = {
+                "integrations": len(mine),
+                "auth_attempts": sum(it.attempts for it, dummy in mine),
+                "auth_failures": sum(len(it.failures) for it, dummy in mine),
+                "integrations_failing": sum(1 for it, dummy in mine if it.failures),
+                "stale_reads": sum(it.stale for it, dummy in mine),
+                "unreadable_reads": sum(it.unreadable for it, dummy in mine),
+                "auths_per_integration_min": min(during) if during else 0,
+                "auths_per_integration_median": statistics.median(during) if during else 0,
+                "store_reads": stores.reads[kind] if kind in STORE_KINDS and stores else None,
+                "store_read_errors": stores.read_errors[kind] if kind in STORE_KINDS and stores else None,
+            }
+        return out
 
     def failures(self):
         return [f for it in self.items for f in it.failures]
@@ -638,13 +894,13 @@ class Scenario:
     Verification bursts last one run longer than phase 1. Then every fault is cleared and the fleet is rerun
     until it converges (max_reruns)."""
 
-    def __init__(self, sim, base, settings, families):
+    def __init__(self, sim, base, settings, families, stores=None):
         self.sim = sim
         self.settings = settings
         self.families = tuple(f for f in FAMILIES if f in families)
         self.name = "+".join(self.families) if len(self.families) < len(FAMILIES) else "all"
         self.rng = random.Random(settings.seed)          # kill moments
-        self.fleet = LiveFleet(sim, base, settings, self.families, random.Random(settings.seed))
+        self.fleet = LiveFleet(sim, base, settings, self.families, random.Random(settings.seed), stores)
         self.runs = []
         self.run_no = 0
         self.run_started = None
@@ -653,6 +909,8 @@ class Scenario:
         self.bursts_until = float("inf")
         self.wall = None
         self.scanned = None
+        self.cpu = {}
+        self.versions = {}
         self.tree_before = _project_files()
         self.killer = Killer(self.rng)
         sim.add_fault("*", "latency", method="*", endpoint="*", times=None, seconds=0, match=self.killer)
@@ -661,7 +919,7 @@ class Scenario:
                                        settings.seed)
             sim.add_fault("*", "unavailable", method="POST", endpoint="token", times=None, match=self.bursts)
         rate = settings.auth_rate or min(150.0, max(50.0, len(self.fleet.targets) / 2.0))
-        self.integrations = Integrations(self.fleet, rate, settings.auth_threads, self.clock)
+        self.integrations = Integrations(self.fleet, rate, settings.auth_threads, self.clock, settings.store_max_age)
 
     def clock(self):
         return {"run": self.run_no, "at": round(time.time() - self.run_started, 2) if self.run_started else None}
@@ -700,7 +958,7 @@ class Scenario:
             self.bursts.start(self.run_no, self.run_no <= self.bursts_until)
         remaining = len(self.fleet.not_converged()) or 1
         target = self.rng.randint(1, 3 * remaining) if kill else None
-        proc = self.fleet.sandbox.popen(self.fleet.command())
+        proc = self.fleet.sandbox.popen(self.fleet.command(), extra_env=self.fleet.env())
         self.run_started = started = time.time()
         self.killer.arm(proc, target)
         rc = self.killer.wait(proc)
@@ -717,8 +975,17 @@ class Scenario:
         self.runs.append(record)
         return record
 
+    def _cpu(self):
+        servers = self.fleet.stores and {k: s for k, s in zip(STORE_KINDS, (self.fleet.stores.openbao,
+                                                                            self.fleet.stores.moto)) if s} or {}
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return dict({"harness, simulator and integrations": time.process_time(),
+                     "ansible-playbook runs": children.ru_utime + children.ru_stime},
+                    **{"%s server" % k: s.cpu_seconds() or 0.0 for k, s in servers.items()})
+
     def play(self):
         started = time.time()
+        cpu = self._cpu()
         self.integrations.start()
         try:
             self.arm()
@@ -745,6 +1012,7 @@ class Scenario:
             self.integrations.stop()
         self.integrations.final_pass()
         self.wall = round(time.time() - started, 1)
+        self.cpu = {k: round(v - cpu[k], 1) for k, v in self._cpu().items()}
         return self
 
     # -- checks ------------------------------------------------------------------------------------
@@ -756,21 +1024,32 @@ class Scenario:
         problems = {}
         problems["integration auth failures (refused while the target held the pair)"] = self.failure_lines()
         rows = fleet.last_rows()
+        tags = {t.name: t.tag for t in fleet.targets}
         problems["consumers not converged (new main key, staged slot empty, target holds the main pair)"] = [
-            "%s [%s]: %s%s" % (name, org_family(name.split()[0]), why, rows.get(name, ""))
+            "%s [%s]: %s%s" % (name, tags[name], why, rows.get(name, ""))
             for name, why in sorted(fleet.not_converged().items())]
         once = []
         for t in fleet.targets:
             n = promoted.get(t.consumer_id[:15], 0)
             if n != 1:
-                once.append("%s [%s]: promoted %d times" % (t.name, t.family, n))
+                once.append("%s [%s]: promoted %d times" % (t.name, t.tag, n))
         problems["exactly one promotion per consumer"] = once
         problems["secrets in outputs, logs, reports, history"] = self.leaks()
         outside, left = self.stray_files()
         problems["files written outside the configured directories"] = outside
         problems["configured directories hold only the targets (0600) and reports (no temporary file left)"] = left
+        problems["secret stores hold only the targets (under the run's prefix)"] = fleet.stray_secrets()
+        self.versions = self.store_versions()
         self.checks_seconds = round(time.time() - began, 1)
         return problems
+
+    def store_versions(self):
+        """{kind: versions the runs wrote to its targets (total, max per target)}."""
+        out = {}
+        for kind in (self.fleet.stores.kinds if self.fleet.stores else ()):
+            written = [self.fleet.stores.versions(t) - 1 for t in self.fleet.targets if t.kind == kind]
+            out[kind] = {"total": sum(written), "max_per_target": max(written or [0])}
+        return out
 
     def failure_lines(self):
         """One line per integration and refused key: how often, first and last time, the staged slot then."""
@@ -779,7 +1058,7 @@ class Scenario:
             if "integration" not in f:
                 groups[str(f)] = [f]
                 continue
-            groups.setdefault((f["integration"], f["family"], f["key"], f["error"]), []).append(f)
+            groups.setdefault((f["integration"], f["tag"], f["key"], f["error"]), []).append(f)
         out = []
         for k, fs in groups.items():
             if isinstance(k, str):
@@ -794,7 +1073,7 @@ class Scenario:
     def leaks(self):
         """Every secret the simulator issued or was shown (the integrations' access tokens too: hundreds of
         thousands at 500 orgs) searched in every file and output of the runs."""
-        finder = SecretFinder(self.sim.secrets())
+        finder = SecretFinder(self.sim.secrets() | (self.fleet.stores.secrets() if self.fleet.stores else set()))
         sandbox = self.fleet.sandbox
         hits, files, size = [], 0, 0
         blobs = [(label, data) for label, data in sandbox.outputs if data is not None]
@@ -812,11 +1091,12 @@ class Scenario:
         """(files outside the configured directories, unexpected files left inside them)."""
         fleet = self.fleet
         out, left = [], []
-        expected = {t.path.name for t in fleet.targets}
+        files = [t for t in fleet.targets if t.kind == "vault_file"]
+        expected = {t.path.name for t in files}
         for p in fleet.vault_dir.iterdir():
             if p.name not in expected:
                 left.append("vault dir: %s" % p.name)
-        for t in fleet.targets:
+        for t in files:
             if t.path.exists() and stat.S_IMODE(t.path.stat().st_mode) != 0o600:
                 left.append("%s: mode %o" % (t.path.name, stat.S_IMODE(t.path.stat().st_mode)))
         # the report dir is the tool's: only temporary files left behind count there (the history's
@@ -865,6 +1145,12 @@ class Scenario:
     def summary(self, problems):
         it = self.integrations.totals()
         not_conv = self.fleet.not_converged()
+        by_kind = self.fleet.by_kind()
+        for kind, figures in it.pop("by_kind").items():
+            by_kind[kind].update(figures, store_versions_written=self.versions.get(kind))
+        mix = {f: {k: 0 for k in self.fleet.kinds} for f in ORG_FAMILIES}
+        for t in self.fleet.targets:
+            mix[t.family][t.kind] += 1
         return dict({
             "scenario": self.name, "families": list(self.families), "orgs": len(self.fleet.orgs),
             "consumers": len(self.fleet.targets), "seed": self.settings.seed, "kills": self.kills,
@@ -886,19 +1172,33 @@ class Scenario:
             "scanned": self.scanned,
             "problems": {k: len(v) for k, v in problems.items()},
             "problems_by_family": _by_family(problems),
+            "problems_by_kind": _by_kind(problems),
+            "by_kind": by_kind,
+            "consumers_by_family_and_kind": mix,
+            "cpu_seconds": self.cpu,
             "problem_details": {k: v[:200] for k, v in problems.items() if v},
         }, **self.api_calls())
 
 
 def _by_family(problems):
-    """{family: {check: lines}} from the "[family]" each line names (lines naming none: "fleet")."""
+    """{family: {check: lines}} from the "[family/kind]" each line names (lines naming none: "fleet")."""
+    return _by_tag(problems, 0, ORG_FAMILIES)
+
+
+def _by_kind(problems):
+    """{kind: {check: lines}} from the "[family/kind]" each line names (lines naming none: "fleet")."""
+    return _by_tag(problems, 1, ORG_KINDS)
+
+
+def _by_tag(problems, part, names):
     out = {}
     for check, lines in problems.items():
         for line in lines:
-            family = line.split("[", 1)[1].split("]", 1)[0] if "[" in line else "fleet"
-            family = family if family in ORG_FAMILIES else "fleet"
-            out.setdefault(family, {}).setdefault(check, 0)
-            out[family][check] += 1
+            tag = line.split("[", 1)[1].split("]", 1)[0] if "[" in line else ""
+            parts = tag.split("/")
+            name = parts[part] if len(parts) == 2 and parts[part] in names else "fleet"
+            out.setdefault(name, {}).setdefault(check, 0)
+            out[name][check] += 1
     return out
 
 
@@ -925,7 +1225,7 @@ def _project_files():
 
 SHORT = {"integration auth failures": "auth failures", "consumers not converged": "not converged",
          "exactly one promotion": "promoted != 1", "secrets in": "secrets", "files written outside": "files outside",
-         "configured directories hold": "files left"}
+         "configured directories hold": "files left", "secret stores hold": "stray secrets"}
 
 
 def _short(check):
@@ -950,9 +1250,44 @@ def _rows(s):
          "%s / %s" % (s["api_calls_per_consumer_mean"], s["api_calls_per_consumer_max"])),
         ("run seconds", ", ".join("%s%s" % (r["seconds"], " (killed)" if r["killed"] else "") for r in s["run_log"])),
         ("wall time", "%ss" % s["wall_seconds"]),
-        ("problems by family", "; ".join("%s: %s" % (fam, ", ".join("%s %d" % (_short(c), n) for c, n in checks.items()))
-                                         for fam, checks in sorted(s["problems_by_family"].items())) or "none"),
+        ("problems by family", _problems(s["problems_by_family"])),
+    ) + _kind_rows(s)
+
+
+def _problems(by):
+    return "; ".join("%s: %s" % (name, ", ".join("%s %d" % (_short(c), n) for c, n in checks.items()))
+                     for name, checks in sorted(by.items())) or "none"
+
+
+def _kind_rows(s):
+    """Rows per target kind (vault_file, hashi_vault, aws_secretsmanager)."""
+    by = s["by_kind"]
+    kinds = list(by)
+    each = lambda fmt: ", ".join("%s %s" % (k, fmt(by[k])) for k in kinds)  # noqa: E731
+    rows = (
+        ("target kinds: orgs / consumers", each(lambda f: "%d / %d" % (f["orgs"], f["consumers"]))),
+        ("consumers per family (%s)" % " / ".join(kinds),
+         ", ".join("%s %s" % (fam, " / ".join(str(n.get(k, 0)) for k in kinds))
+                   for fam, n in s["consumers_by_family_and_kind"].items())),
+        ("auths per integration by kind (min / median)",
+         each(lambda f: "%d / %s" % (f["auths_per_integration_min"], f["auths_per_integration_median"]))),
+        ("auth failures / stale reads by kind", each(lambda f: "%d / %d" % (f["auth_failures"], f["stale_reads"]))),
     )
+    stores = [k for k in kinds if by[k].get("store_reads") is not None]
+    if stores:
+        rows += (
+            ("store reads by the integrations (errors)", "%s; each integration at most every %ss" % (
+                ", ".join("%s %d (%d)" % (k, by[k]["store_reads"], by[k]["store_read_errors"]) for k in stores),
+                s["store_max_age_seconds"])),
+            ("store versions the runs wrote (max per target)", ", ".join(
+                "%s %s (%s)" % (k, (by[k]["store_versions_written"] or {}).get("total"),
+                                (by[k]["store_versions_written"] or {}).get("max_per_target")) for k in stores)),
+        )
+    rows += (
+        ("CPU seconds during the runs", ", ".join("%s %s" % (k, v) for k, v in s["cpu_seconds"].items())),
+        ("problems by target kind", _problems(s["problems_by_kind"])),
+    )
+    return rows
 
 
 def table(summary, problems):
