@@ -34,7 +34,8 @@ def _app_options():
 
 
 def token_spec():
-    return _spec({'verify_only': {'type': 'bool', 'default': False}})
+    return _spec({'verify_only': {'type': 'bool', 'default': False},
+                  'verify_pair': {'type': 'bool', 'default': False}})
 
 
 def usage_info_spec():
