@@ -104,12 +104,18 @@ def _display_url(parts):
     return '%s://%s%s' % (parts.scheme, netloc, parts.path) if parts.scheme else (netloc + parts.path) or '(empty)'
 
 
-def shown(value):
-    """An input value as messages may show it: without user information (user:password@) and not too long."""
+def without_userinfo(value):
+    """A URL without its user information (user:password@), which may hold a password."""
     text = str(value)
     if '@' in text:
         start = text.find('://') + 3 if '://' in text.split('@', 1)[0] else 0
         text = text[:start] + '(user information removed)@' + text[text.rindex('@') + 1:]
+    return text
+
+
+def shown(value):
+    """An input value as messages may show it: without user information (user:password@) and not too long."""
+    text = without_userinfo(value)
     if len(text) > _SHOWN_MAX:
         text = text[:_SHOWN_MAX] + '...'
     return text

@@ -36,6 +36,7 @@ from ansible.plugins.filter.core import to_nice_json, to_nice_yaml
 from ansible.plugins.filter.encryption import do_vault
 
 from ansible_collections.sfdc.eca.plugins.filter import rotation as book
+from ansible_collections.sfdc.eca.plugins.module_utils._client import without_userinfo
 from ansible_collections.sfdc.eca.plugins.module_utils._http import Http
 from ansible_collections.sfdc.eca.plugins.module_utils._operations import (
     run_credential_info,
@@ -161,7 +162,8 @@ class OrgRotation:
 
     @property
     def instance_url(self) -> str | None:
-        return self.connection.get('instance_url') or self.token.get('instance_url')
+        url = self.connection.get('instance_url') or self.token.get('instance_url')
+        return without_userinfo(url) if url else url   # never a user:password@ the inventory put in it
 
     def _plan_options(self) -> dict[str, t.Any]:
         s = self.settings
@@ -298,14 +300,14 @@ class OrgRotation:
         for item in self._to_stage(state, verify='client_credentials'):
             pair = secrets.get(item['id']) or {}
             args = self._api_args(verify_only=True, client_id=pair.get('key'), client_secret=pair.get('secret'),
-                                  **NO_OTHER_AUTH)
+                                  verify_pair=True, **NO_OTHER_AUTH)
             cc.append(self._until(args, item))
         key = dict(self.settings.get('verify_jwt') or {})
         for item in self._to_stage(state, verify='jwt'):
             pair = secrets.get(item['id']) or {}
             conf = item['verify']['jwt']
             args = self._api_args(verify_only=True, client_id=pair.get('key'), client_secret='',
-                                  username=conf.get('username'), access_token='', refresh_token='')
+                                  username=conf.get('username'), access_token='', refresh_token='', verify_pair=True)
             if conf.get('inline_key'):
                 args['private_key'] = key.get('private_key')
                 args.pop('private_key_file', None)
