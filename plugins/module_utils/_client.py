@@ -293,6 +293,7 @@ class EcaClient:
         self.http = http or Http()
         # (app, consumer) pairs known to exist in this run: a 404 on their staged slot means "nothing staged"
         self.known_consumers = set()
+        self.throttled = 0   # answers 429 seen
         self.api_calls = 0
         self.api_usage = None
         self.token_info = None
@@ -415,6 +416,44 @@ class EcaClient:
         tail = identity.rstrip('/').rsplit('/', 1)[-1]
         return tail if tail.startswith('005') else None
 
+    def exchange(self, method, path, params=None, json_body=None):
+        """One API call as the org answers it, whatever the status (the probe records answers, errors included).
+        Transient failures are retried as for every call (a write only when it certainly did not arrive); a 401
+        renews the token once. Raises only for transport failures."""
+        url = self._url(path)
+        write = self.retry.is_write(method)
+        renewed = False
+        retry_number = 0
+        while True:
+            kwargs = {'headers': {'Authorization': 'Bearer %s' % self.token, 'Accept': 'application/json'}}
+            if params:
+                kwargs['params'] = params
+            if json_body is not None:
+                kwargs['json_body'] = json_body
+            try:
+                resp = self._send(method, url, **kwargs)
+            except _Unreadable as exc:
+                raise EcaTransportError('%s.' % exc, host=exc.host)
+            except _Transient as exc:
+                if (not write or not exc.sent) and retry_number < self.retry.max_retries:
+                    self.retry.wait(retry_number)
+                    retry_number += 1
+                    continue
+                raise EcaTransportError('%s %s failed: %s.' % (method, urlsplit(url).path, exc), host=self._host(url))
+            status = resp.status_code
+            if status == 429:
+                self.throttled += 1
+            if status == 401 and not renewed and self.auth.can_renew:
+                renewed = True
+                self.authenticate()
+                continue
+            if (self.retry.retryable_status(status) and (not write or status == 429)
+                    and retry_number < self.retry.max_retries):
+                self.retry.wait(retry_number, parse_retry_after(resp.headers.get('Retry-After')))
+                retry_number += 1
+                continue
+            return resp
+
     def check_token(self):
         """Prove the token works with the cheapest call: one usage page of one app."""
         self._request('GET', '/apps/oauth/usage', params={'pageSize': 1})
@@ -462,6 +501,8 @@ class EcaClient:
             if usage:
                 self.api_usage = usage.replace('api-usage=', '')
             status = resp.status_code
+            if status == 429:
+                self.throttled += 1
             if status == 401 and not renewed and self.auth.can_renew:
                 renewed = True
                 self.authenticate()

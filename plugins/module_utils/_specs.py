@@ -63,3 +63,16 @@ def staged_credential_spec():
     spec = _spec(options, [['app_name', 'app_id'], ['consumer_name', 'consumer_id']])
     spec['required_one_of'] = [['app_name', 'app_id']]
     return spec
+
+
+def probe_spec():
+    options = _app_options()
+    options.update({
+        'consumer_name': {'type': 'str'},
+        'consumer_id': {'type': 'str'},
+        'writes': {'type': 'bool', 'default': True},
+        'api_versions': {'type': 'list', 'elements': 'str'},
+    })
+    spec = _spec(options, [['app_name', 'app_id'], ['consumer_name', 'consumer_id']])
+    spec['required_one_of'] = [['app_name', 'app_id']]
+    return spec
