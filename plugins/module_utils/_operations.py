@@ -484,9 +484,9 @@ def _run_staged_credential(client, params, check_mode, diff, known_slot=UNREAD):
                 staged_by_run = True
     elif state == 'rotated':
         if staged is None:
-            raise EcaStateError('Nothing is staged for %s, so there is nothing to promote (a staged credential that '
-                                'expired after 30 days may have been removed): run state: present first, deliver the new '
-                                'credential, then state: rotated.' % label)
+            raise EcaStateError('Nothing is staged for %s, so there is nothing to promote: run state: present first, '
+                                'deliver the new credential, then state: rotated. (A staged credential that expired after '
+                                '30 days may have been removed from the slot.)' % label)
         if previous_state == 'Expired':
             raise EcaStateError('The staged credential %s of %s expired on %s and cannot be promoted: run state: present to '
                                 'replace it, deliver it, then state: rotated.'
