@@ -32,7 +32,6 @@ from ansible_collections.sfdc.eca.plugins.module_utils._http import (
     ProxyUnusable,
     ResponseTooLarge,
     UnreadableEncoding,
-    size_text,
 )
 
 if HAS_REQUESTS:

@@ -22,7 +22,6 @@ from ansible_collections.sfdc.eca.plugins.module_utils._auth import ClientCreden
 from ansible_collections.sfdc.eca.plugins.module_utils._client import (
     HTML_TITLE_RE,
     canonical_state,
-    id15,
     same_id,
     staged_from_body,
 )
@@ -39,8 +38,6 @@ SWITCHES = ('post_over_rotated', 'empty_staged', 'post_body', 'staged_url_spelli
 VERSIONS = ('65.0', '66.0', '67.0', '68.0')
 SIMULATED_VERSIONS = ('65.0', '66.0', '67.0', '68.0')
 MAX_PAGES = 50
-# Shown in place of the org's ids in the recorded requests.
-PLACEHOLDERS = ('{app_id}', '{consumer_id}', '{staged_id}')
 # Values of these fields are recorded (they are codes, not data of the org).
 RECORDED_VALUES = ('errorCode', 'error', 'state', 'token_type')
 ID_FIELDS = ('id', 'identifier')
