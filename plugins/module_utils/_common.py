@@ -49,8 +49,14 @@ def env_value(name, environ=None):
     return value if value else None
 
 
-def _env_fallback(name, kind='str'):
-    value = env_value(name)
+def _env_fallback(*names, **kwargs):
+    """env_fallback, except that an empty variable counts as unset and a value is marked FromEnvironment."""
+    kind = kwargs.get('kind', 'str')
+    value = None
+    for name in names:
+        value = os.environ.get(name) or None
+        if value is not None:
+            break
     if value is None:
         raise AnsibleFallbackNotFound
     if kind == 'path':
@@ -85,7 +91,7 @@ def connection_argument_spec():
         'allow_http': {'type': 'bool', 'default': False},
     }
     for name, option in spec.items():
-        option['fallback'] = (_env_fallback, [name, option['type']])
+        option['fallback'] = (_env_fallback, [ENV_PREFIX + name.upper()], {'kind': option['type']})
     return spec
 
 
