@@ -49,20 +49,29 @@ def env_value(name, environ=None):
     return value if value else None
 
 
-def _env_fallback(*names, **kwargs):
-    """env_fallback, except that an empty variable counts as unset and a value is marked FromEnvironment."""
-    kind = kwargs.get('kind', 'str')
-    value = None
+def _first_set(names):
     for name in names:
-        value = os.environ.get(name) or None
-        if value is not None:
-            break
-    if value is None:
-        raise AnsibleFallbackNotFound
-    if kind == 'path':
-        # expanded here, so that the argument spec's path check keeps the mark
-        value = os.path.expanduser(os.path.expandvars(value))
-    return FromEnvironment(value) if kind in ('str', 'path') else value
+        if os.environ.get(name):
+            return os.environ[name]
+    raise AnsibleFallbackNotFound
+
+
+def _env_fallback(*names):
+    """env_fallback, except that an empty variable counts as unset (AWX injects empty fields)."""
+    return _first_set(names)
+
+
+def _env_str_fallback(*names):
+    """_env_fallback for a str option: the value is marked FromEnvironment (the str check keeps it)."""
+    return FromEnvironment(_first_set(names))
+
+
+def _env_path_fallback(*names):
+    """_env_fallback for a path option: expanded here, so that the path check returns it as it is, marked."""
+    return FromEnvironment(os.path.expanduser(os.path.expandvars(_first_set(names))))
+
+
+FALLBACKS = {'str': _env_str_fallback, 'path': _env_path_fallback}
 
 
 def connection_argument_spec():
@@ -91,7 +100,7 @@ def connection_argument_spec():
         'allow_http': {'type': 'bool', 'default': False},
     }
     for name, option in spec.items():
-        option['fallback'] = (_env_fallback, [ENV_PREFIX + name.upper()], {'kind': option['type']})
+        option['fallback'] = (FALLBACKS.get(option['type'], _env_fallback), [ENV_PREFIX + name.upper()])
     return spec
 
 
@@ -99,10 +108,12 @@ def same_site(first, second):
     """Whether two URLs name the same scheme, host and port (host case and a trailing slash do not matter)."""
     from ansible.module_utils.six.moves.urllib.parse import urlsplit
     try:
-        a, b = urlsplit(str(first).strip()), urlsplit(str(second).strip())
-        ports = [p.port or {'https': 443, 'http': 80}.get(p.scheme.lower()) for p in (a, b)]
-        return bool(a.hostname) and (a.scheme.lower(), a.hostname.lower(), ports[0]) == (b.scheme.lower(),
-                                                                                       (b.hostname or '').lower(), ports[1])
+        sites = []
+        for url in (first, second):
+            parts = urlsplit(str(url).strip())
+            port = parts.port or {'https': 443, 'http': 80}.get(parts.scheme.lower())
+            sites.append((parts.scheme.lower(), (parts.hostname or '').lower(), port))
+        return bool(sites[0][1]) and sites[0] == sites[1]
     except ValueError:
         return False
 

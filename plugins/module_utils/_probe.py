@@ -133,9 +133,8 @@ class Probe:
         query = '&'.join([q for q in [parts.query] if q] + ['%s=%s' % kv for kv in sorted((params or {}).items())])
         body = _json(resp)
         self._collect(body)
-        self.observations.append({'step': step, 'request': '%s %s%s' % (method, self._mask(parts.path),
-                                                                         '?' + self._mask(query) if query else ''),
-                                  'status': resp.status_code, 'body': body_form(resp)})
+        request = '%s %s%s' % (method, self._mask(parts.path), '?' + self._mask(query) if query else '')
+        self.observations.append({'step': step, 'request': request, 'status': resp.status_code, 'body': body_form(resp)})
         return resp.status_code, body, resp
 
     def _collect(self, body):
@@ -422,8 +421,8 @@ class Probe:
             self.note('Deleting answered HTTP %s: the staged slot may still hold a credential.' % status)
 
     def verify_pair(self, key, secret):
-        token_url = getattr(self.client.auth, 'token_url', None) or self.client.instance_url + '/services/oauth2/token'
-        flow = ClientCredentialsAuth(token_url, key, secret)
+        # client credentials work on the org's own host only (a login host refuses them)
+        flow = ClientCredentialsAuth(self.client.instance_url + '/services/oauth2/token', key, secret)
         record = {'step': 'authenticate with the new pair (client credentials)', 'request': 'POST /services/oauth2/token'}
         try:
             answer = self.client.request_token(flow)

@@ -55,7 +55,9 @@ def test_rotate_answer_three_shapes(sim):
 
 def test_usage_lists_only_used_apps(sim):
     rest = st.RestClient(sim, "org01")
-    names = lambda: [a["developerName"] for a in rest.get("/apps/oauth/usage").json()["apps"]]  # noqa: E731
+
+    def names():
+        return [a["developerName"] for a in rest.get("/apps/oauth/usage").json()["apps"]]
     assert "Never_Used" in names()
     sim.set_variants("org01", usage_lists="used")
     assert "Never_Used" not in names() and "Billing_Sync" in names() and "Sim_Admin" in names()
@@ -276,5 +278,5 @@ def test_cli_profile_and_variants(tmp_path):
             proc.wait()
     profile.write_text(yaml.safe_dump({"variants": {"rotate_answer": "sideways"}}))
     bad = subprocess.run([sys.executable, "-m", "eca_simulator", "serve", "--orgs", "1", "--http", "--profile", str(profile)],
-                         cwd=root, capture_output=True, text=True, timeout=60)
+                         cwd=root, capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode == 2 and "rotate_answer='sideways' is not allowed" in bad.stderr
