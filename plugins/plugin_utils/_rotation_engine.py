@@ -24,6 +24,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.sfdc.eca.plugins.module_utils._auth import ClientCredentialsAuth, JwtBearerAuth
+from ansible_collections.sfdc.eca.plugins.module_utils._client import without_userinfo
 from ansible_collections.sfdc.eca.plugins.module_utils._common import (
     build_client,
     connection_argument_spec,
@@ -236,7 +237,8 @@ class OrgRotation:
     @property
     def instance_url(self) -> str | None:
         connection = self.options.get('connection') or {}
-        return connection.get('instance_url') or (self.api.client.instance_url if self.api else None)
+        url = connection.get('instance_url') or (self.api.client.instance_url if self.api else None)
+        return without_userinfo(url) if url else url   # never a user:password@ the inventory put in it
 
     @property
     def api_calls(self) -> int:

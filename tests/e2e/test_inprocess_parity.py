@@ -42,6 +42,8 @@ PLAYBOOK = """
   hosts: orgs
   gather_facts: false
   environment:
+    # the environment's credentials serve the org it names (SALESFORCE_INSTANCE_URL)
+    SALESFORCE_INSTANCE_URL: "{{ org_url }}"
     SALESFORCE_CLIENT_SECRET: "{{ admin_secret }}"
   module_defaults:
     group/sfdc.eca.eca:
