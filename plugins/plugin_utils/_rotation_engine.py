@@ -299,6 +299,11 @@ class OrgRotation:
         except EcaError as exc:
             raise OrgStop('authenticate', 'authentication to the org failed: %s' % self.secrets.redact(str(exc)),
                           getattr(exc, 'status', None))
+        if getattr(self.api.client.auth, 'new_refresh_token', None):
+            self.warnings.append(
+                'the org rotated the refresh token of sfdc_eca_connection (refresh-token rotation is on for the admin '
+                'app): the one in the inventory no longer works. Authenticate fleet runs with client credentials or '
+                'a JWT instead (docs/rotation.md, "Connecting to the orgs").')
         for row in self.entry_rows:
             row.instance_url = self.instance_url
         try:

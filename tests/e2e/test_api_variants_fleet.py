@@ -86,3 +86,9 @@ def test_fleet_rotation_under_each_switch(sim_factory, tmp_path, ansible, e2e, s
     assert e2e.leaks(fleet.texts(proc), sim) == []
     if switch == "rate_limit":
         assert 429 in [e["status"] for e in sim.requests("va")]
+    # the inventory's refresh token is dead after the run: said once, for va only, without the token
+    warned = [line for line in fleet.texts(proc).splitlines() if "rotated the refresh token" in line]
+    if switch == "refresh_token_rotation":
+        assert warned and all("va" in line for line in warned), e2e.tail(proc)
+    else:
+        assert warned == []
