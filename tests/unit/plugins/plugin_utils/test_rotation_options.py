@@ -1,5 +1,6 @@
 """The option list exists once (_rotation_options); the role's argument spec and the module docs must match it."""
 
+import importlib
 import os
 
 import pytest
@@ -16,6 +17,20 @@ ROLE_ONLY = {'sfdc_eca_delivery_no_log', 'sfdc_eca_canary_size', 'sfdc_eca_batch
              'sfdc_eca_expiry_warning_days', 'sfdc_eca_audit_apps', 'sfdc_eca_report_kind', 'sfdc_eca_canary_run'}
 # defaults the role computes from other variables
 ROLE_DEFAULTS = {'sfdc_eca_state_dir': '{{ sfdc_eca_report_dir }}'}
+
+
+def _documented_options(module):
+    """The module's options as ansible-doc shows them: its own plus those of its sfdc.eca doc fragments."""
+    doc = yaml.safe_load(module.DOCUMENTATION)
+    documented = dict(doc['options'])
+    for name in doc.get('extends_documentation_fragment') or ():
+        collection, _sep, fragment = name.rpartition('.')
+        assert collection == 'sfdc.eca', name
+        fragments = importlib.import_module('ansible_collections.sfdc.eca.plugins.doc_fragments.%s' % fragment)
+        extra = yaml.safe_load(fragments.ModuleDocFragment.DOCUMENTATION)['options']
+        assert not set(extra) & set(documented), name
+        documented.update(extra)
+    return documented
 
 
 def _shape(option, with_default=True):
@@ -60,7 +75,7 @@ def test_the_roles_audit_entry_point_matches_the_audit_options():
 
 @pytest.mark.parametrize('module, spec', [(eca_rotation, options.task_spec(nested=True)), (eca_audit, options.audit_task_spec())])
 def test_the_module_docs_have_every_option(module, spec):
-    documented = yaml.safe_load(module.DOCUMENTATION)['options']
+    documented = _documented_options(module)
     assert set(documented) == set(spec)
     for name, option in spec.items():
         expected, got = _shape(option), _shape(documented[name])
