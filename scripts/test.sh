@@ -143,7 +143,15 @@ run_pytest() {
 
 stage_simulator() { run_pytest tests/simulator 1; }
 stage_unit() { run_pytest tests/unit 1; }
-stage_e2e() { run_pytest tests/e2e 0; }
+# awx.awx and community.hashi_vault (from the `ansible` package's wheel) for the AWX tests, which skip without them
+stage_e2e() {
+    if [ -z "${SFDC_AWX_COLLECTIONS_PATH:-}" ]; then
+        SFDC_AWX_COLLECTIONS_PATH="$(python "$COLL/scripts/lib/awx_collections.py" "${XDG_CACHE_HOME:-$HOME/.cache}/sfdc-eca/awx-collections")" \
+            || { echo "FAIL: could not fetch awx.awx and community.hashi_vault for the AWX tests (set SFDC_AWX_COLLECTIONS_PATH to skip the fetch)"; return 1; }
+        echo "awx.awx and community.hashi_vault: $SFDC_AWX_COLLECTIONS_PATH"
+    fi
+    SFDC_AWX_COLLECTIONS_PATH="$SFDC_AWX_COLLECTIONS_PATH" run_pytest tests/e2e 0
+}
 stage_safety() { run_pytest tests/safety 0; }
 # One combined run (every fault family, SIGKILLs, reruns) plus the suite's own instruments; the summary JSON
 # goes to the log folder. The families alone: python -m pytest tests/live -k hook (docs/safety.md).
