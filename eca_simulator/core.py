@@ -557,16 +557,16 @@ class Simulator:
         if tag == LOGIN and endpoint != "token":
             endpoint = "other"
         listener = tag
-        lat, fault = self._take_faults(tag, endpoint, req.method, req)
+        # a rate limit answers before the org's API sees the request: no fault is spent on it, nothing is written
+        limited = endpoint in REST_ENDPOINTS and tag != LOGIN and self._rate_limited(tag)
+        lat, fault = (None, None) if limited else self._take_faults(tag, endpoint, req.method, req)
         if lat is not None:
             time.sleep(lat["seconds"])
         kind = fault["kind"] if fault else None
         if kind == "reset":
             resp = Response(reset=True)
         else:
-            resp = api.fault_response(kind, fault, endpoint) if fault else None
-            if resp is None and endpoint in REST_ENDPOINTS and tag != LOGIN and self._rate_limited(tag):
-                resp = api.rate_limited()
+            resp = api.rate_limited() if limited else (api.fault_response(kind, fault, endpoint) if fault else None)
             if resp is None and tag == LOGIN:
                 resp, resolved = self._dispatch_login(req, endpoint)
                 tag = resolved or LOGIN

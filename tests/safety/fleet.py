@@ -26,10 +26,15 @@ VARIANT_ORGS = {
     "v_doc": {},
     "v_flat": {"post_body": "flat", "empty_staged": "not_found", "staged_id_on_rotate": "new",
                "post_over_rotated": "replace", "staged_url_spelling": "URL", "error_body": "object",
-               "disabled_scope": "secrets"},
-    "v_mix1": {"post_body": "flat", "staged_id_on_rotate": "keep", "post_over_rotated": "replace"},
+               "disabled_scope": "secrets", "rotate_answer": "promoted", "paging": "empty_next",
+               "state_case": "upper", "max_api_version": "66.0"},
+    "v_mix1": {"post_body": "flat", "staged_id_on_rotate": "keep", "post_over_rotated": "replace",
+               "error_body": "html", "secret_access_off": "no_secret", "rotate_answer": "no_content",
+               "id_length": "15", "max_api_version": "65.0"},
     "v_mix2": {"empty_staged": "not_found", "staged_id_on_rotate": "new", "staged_url_spelling": "URL",
-               "error_body": "object"},
+               "error_body": "object", "usage_lists": "used", "paging": "ignore_page", "state_case": "lower",
+               "expired_staged": "disappears", "consumer_names": "app", "max_api_version": "68.0",
+               "rate_limit": "on"},
 }
 # The slot situations ride on the variant orgs (fewer hosts, quicker runs): v_flat has a two-consumer app
 # delivered to vault files, v_mix1 an Expired pair to replace (DELETE then POST), v_mix2 revoke_previous
@@ -137,7 +142,14 @@ class Fleet:
     def pairs(self):
         return {(org, app, c.name): dict(c.main) for org, app, c in self.consumers()}
 
+    def shown_name(self, org, app, consumer):
+        """The consumer's name as the API shows it (the app's label where the org names every consumer so)."""
+        if self.sim.variants(org)["consumer_names"] == "app":
+            return self.sim.org(org).app(app).label
+        return consumer
+
     def delivered(self, org, app, consumer):
+        consumer = self.shown_name(org, app, consumer)
         plain = self.delivery_dir / ("%s__%s__%s.json" % (org, app, consumer))
         if plain.exists():
             assert stat.S_IMODE(plain.stat().st_mode) == 0o600, plain
@@ -159,10 +171,10 @@ class Fleet:
         return {(org, app, c.name): self.rotations(org, c.id) for org, app, c in self.consumers()}
 
     def rotations(self, org, consumer_id):
-        """PATCH rotate requests that took effect (answered 200, or performed before the connection was reset)."""
+        """PATCH rotate requests that took effect (answered 200 or 204, or performed before the connection was reset)."""
         return sum(1 for e in self.sim.requests(org)
-                   if e["method"] == "PATCH" and consumer_id in e["path"]
-                   and (e["status"] == 200 or e.get("fault") == "crash_after_write"))
+                   if e["method"] == "PATCH" and consumer_id[:15] in e["path"]   # 15- or 18-character ids
+                   and (e["status"] in (200, 204) or e.get("fault") == "crash_after_write"))
 
     def integration_problems(self):
         """Every consumer whose integration holds no pair that authenticates now."""

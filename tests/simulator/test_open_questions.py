@@ -155,6 +155,25 @@ def test_rate_limit_answers_429_with_the_daily_limit_code(sim):
     assert st.RestClient(sim, "org02").get("/apps/oauth/usage").status_code == 200
 
 
+def test_a_rate_limited_request_spends_no_fault(sim):
+    """A 429 answers before the org's API sees the request: a write fault waits for the write that gets through."""
+    sim.set_variants("org01", rate_limit="on")
+    rest = st.RestClient(sim, "org01")
+    path = rest.consumer_path("Billing_Sync")
+    sim.add_fault("org01", "crash_after_write", method="POST", endpoint="staged", times=1)
+    assert rest.get("/apps/oauth/usage").status_code == 200
+    assert rest.get("/apps/oauth/usage").status_code == 200
+    assert rest.post(path + "/staged").status_code == 429     # rate limited: nothing staged, the fault still armed
+    assert sim.org("org01").app("Billing_Sync").consumer().staged is None
+    assert [f["kind"] for f in sim.faults()] == ["crash_after_write"]
+    with pytest.raises(requests.ConnectionError):
+        rest.post(path + "/staged")                           # performed, then the connection is reset
+    assert sim.org("org01").app("Billing_Sync").consumer().staged is not None
+    assert sim.faults() == []
+    assert [(e["status"], e["fault"]) for e in sim.requests("org01") if e["method"] == "POST"][-2:] == \
+        [(429, None), (0, "crash_after_write")]
+
+
 def test_secret_access_off_answered_without_secrets(sim):
     sim.configure_org("org01", rest_secret_access=False)
     rest = st.RestClient(sim, "org01")
