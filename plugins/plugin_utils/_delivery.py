@@ -102,7 +102,14 @@ def fixed_directory(template: str) -> str:
 def credential(fields: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     """The credential a delivery stores, with plain str values (templated strings are str subclasses that the
     YAML and JSON writers of some targets refuse)."""
-    return dict((name, None if fields.get(name) is None else str(fields.get(name))) for name in CREDENTIAL_FIELDS)
+    return dict((name, plain_text(fields.get(name))) for name in CREDENTIAL_FIELDS)
+
+
+def plain_text(value: t.Any) -> str | None:
+    """``value`` as an exact str. ``str()`` is not enough: ansible-core < 2.19's unsafe text returns itself from it."""
+    if value is None:
+        return None
+    return str.__str__(value) if isinstance(value, str) else str(value)
 
 
 def write_durably(path: str, data: bytes, dir_mode: int = 0o700) -> None:

@@ -336,7 +336,9 @@ def plain(value: t.Any) -> t.Any:
         return dict((plain(k) if isinstance(k, (str, int, float)) else k, plain(v)) for k, v in value.items())
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
-    for base in (str, int, float):
+    if isinstance(value, str):
+        return str.__str__(value)   # str() of ansible-core < 2.19's unsafe text is that text again
+    for base in (int, float):
         if isinstance(value, base):
             return base(value)
     if getattr(value, '__ENCRYPTED__', False):  # ansible-core < 2.19: templating leaves a vault value encrypted

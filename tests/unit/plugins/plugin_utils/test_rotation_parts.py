@@ -421,6 +421,25 @@ def test_plain_turns_templated_values_into_plain_ones_equal_to_them():
     assert types(out) == {dict, list, str, float, int, bool, type(None)}
 
 
+class _StickyText(str):
+    """Like ansible-core < 2.19's unsafe text: str() of it returns it again."""
+
+    def __str__(self):
+        return self
+
+
+def test_sticky_template_text_becomes_plain_str_in_options_and_deliveries(tmp_path):
+    url = _StickyText('https://acme.my.salesforce.com')
+    assert type(str(url)) is _StickyText
+    assert type(fleet.plain({'connection': {'instance_url': url}})['connection']['instance_url']) is str
+    data = delivery.credential({'instance_url': url, 'org': _StickyText('acme'), 'key': 'K' * 20, 'secret': 'S' * 20})
+    assert set(type(v) for v in data.values() if v is not None) == {str}
+    # the YAML writers of the vault and plain files take it (a str subclass makes yaml.safe_dump raise)
+    assert 'instance_url: https://acme.my.salesforce.com' in yaml.safe_dump(data)
+    with pytest.raises(yaml.representer.RepresenterError):
+        yaml.safe_dump({'instance_url': url})
+
+
 def test_template_free_tells_plain_data_from_what_templating_would_change():
     assert fleet.template_free({'instance_url': 'https://x.my.salesforce.com', 'timeout': 30,
                                 'rotations': [{'app_name': 'A', 'deliver': {'vault_file': '/v/{org}.yml'}}],
