@@ -4,6 +4,9 @@ Each test sets a simulator switch (docs/simulator.md) and checks the operation's
 over HTTPS. The default side of each switch is covered here too, next to the other one.
 """
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import pytest
 
 from ansible_collections.sfdc.eca.plugins.module_utils._client import same_id, to18

@@ -1,6 +1,9 @@
 """The probe (module_utils._probe) against the simulator in every switch setting: it reports each one right, leaves the
 org whole, and its profile holds no secret, id, name or URL of the org."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import json
 
 import pytest
