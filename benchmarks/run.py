@@ -406,7 +406,7 @@ def check_delivered(kind, orgs, run_dir, stores, store, main_keys):
 
 
 def run_one(scenario, n, forks, outdir, workdir, kind, stores, addressing="auto", task_per_org=False,
-            with_history=False):
+            with_history=False, profile=None):
     tag = "%s-%s-n%d" % (scenario, kind, n)
     sim_log = os.path.join(outdir, "logs", tag + "-simulator.log")
     run_log = os.path.join(outdir, "logs", tag + ".log")
@@ -431,6 +431,11 @@ def run_one(scenario, n, forks, outdir, workdir, kind, stores, addressing="auto"
         if scenario == "a":
             env.update(ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, "callback_plugins"),
                        ANSIBLE_CALLBACKS_ENABLED="bench_task_times", BENCH_TASK_TIMES=times_file)
+        if profile and scenario == "a":
+            # py-spy samples the controller and its workers (collapsed stacks: benchmarks/profile_summary.py)
+            cmd = [os.path.join(os.path.dirname(PY), "py-spy"), "record", "--subprocesses", "--nonblocking", "-r", "100",
+                   "-f", "raw", "-o", os.path.join(outdir, "profile-%s-%s.txt" % (tag, profile))] + (
+                       ["--gil"] if profile == "gil" else ["--idle"] if profile == "idle" else []) + ["--"] + cmd
         load = os.getloadavg()
         sim_cpu, store_cpu = sim.cpu_seconds(), stores.cpu(kind)
         subprocess.run([PY, os.path.join(HERE, "measure.py"), "--json-out", cost_file, "--log", run_log, "--"] + cmd,
@@ -673,6 +678,10 @@ def main(argv=None):
     parser.add_argument("--with-history", action="store_true",
                         help="(a) starts with a rotation history of every org (history.json and history.d/), as a "
                              "scheduled run finds it; each consumer was rotated 30 days ago to another key")
+    parser.add_argument("--profile", choices=["cpu", "gil", "idle"],
+                        help="run (a) under py-spy (pip install py-spy): samples of every process of the run, on CPU "
+                             "(cpu), holding the GIL (gil) or all (idle), as collapsed stacks in OUT/profile-*.txt; "
+                             "the figures of such a run include the sampler's cost")
     parser.add_argument("--task-per-org", action="store_true",
                         help="run (a) with -e sfdc_eca_task_per_org=true: the role's tasks on each org's host instead of "
                              "one task per batch")
@@ -724,7 +733,7 @@ def main(argv=None):
                                                                        " ".join("%.1f" % x for x in os.getloadavg())),
                               flush=True)
                         row, problems = run_one(scenario, n, args.forks, outdir, workdir, kind, stores, args.addressing,
-                                                args.task_per_org, args.with_history)
+                                                args.task_per_org, args.with_history, args.profile)
                         print("   wall %.1f s, CPU %.1f s, peak RSS %.0f MB, tree PSS %.0f MB, %s open files, %.1f API "
                               "calls/org, %s host tasks/org, report %s s, rotated %d/%d, rc %d"
                               % (row["wall_s"], row["cpu_s"], row["max_rss_mb"], row["peak_tree_pss_mb"],
