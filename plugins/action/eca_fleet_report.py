@@ -45,13 +45,8 @@ class ActionModule(ActionBase):
         rows = params['rows']
         if rows is None:
             name = params['results_var'] or ('sfdc_eca_rotation' if params['kind'] == 'rotation' else 'sfdc_eca_audit')
-            hostvars = task_vars.get('hostvars') or {}
-
-            def registered(host):
-                try:
-                    return hostvars[host].get(name)
-                except Exception:  # an undefined or untemplatable var means "not recorded"
-                    return None
+            registered = _report.registered_reader(self._task.get_variable_manager(), task_vars.get('hostvars') or {},
+                                                   name)
             hosts = params['hosts'] if params['hosts'] is not None else task_vars.get('ansible_play_hosts_all') or []
             rows = _report.collect_rows(hosts, registered)
         report, written = _report.write(rows, params['kind'], params['report_dir'],

@@ -19,7 +19,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.sfdc.eca.plugins.plugin_utils._report import org_result
+from ansible_collections.sfdc.eca.plugins.plugin_utils._report import org_result, registered_reader
 from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_fleet import (
     VariablesCheck,
     canary_gate,
@@ -111,13 +111,9 @@ class FleetAction(ActionBase):
         return None, validated.validated_parameters
 
     def gate(self, task_vars: t.Mapping[str, t.Any], max_fail_percentage: t.Any) -> dict[str, t.Any]:
-        hostvars = task_vars.get('hostvars')
+        registered = registered_reader(self._task.get_variable_manager(), task_vars.get('hostvars'), self.RESULT_VAR)
 
         def results(host: str) -> dict[str, t.Any]:
-            try:
-                value = hostvars[host].get(self.RESULT_VAR) if hostvars is not None else None
-            except Exception:  # an undefined or untemplatable var means "not recorded"
-                value = None
-            return org_result(value, host)
+            return org_result(registered(host), host)
         return canary_gate(task_vars.get('ansible_play_hosts_all'), results, task_vars.get('ansible_play_batch'),
                            max_fail_percentage)
