@@ -93,10 +93,13 @@ def canary_gate(hosts_all: t.Sequence[str], results: t.Callable[[str], dict[str,
     back. After it, more than ``max_fail_percentage`` of the orgs run so far failing holds back the rest.
     """
     hosts = list(hosts_all or [])
-    current = [h for h in batch or [] if h in hosts]
+    position: dict[str, int] = {}  # a host's first place in the play (a list lookup per host would be quadratic)
+    for index, host in enumerate(hosts):
+        position.setdefault(host, index)
+    current = [h for h in batch or [] if h in position]
     if not current:
         return dict(OPEN)
-    first = min(hosts.index(h) for h in current)
+    first = min(position[h] for h in current)
     earlier = hosts[:first]
     if not earlier:
         return {'run': True, 'canary': True, 'reason': ''}
