@@ -210,7 +210,8 @@ class OrgRotation:
 
     def __init__(self, org: str, options: t.Mapping[str, t.Any], deliveries: Deliveries | None = None,
                  check_mode: bool = False, environment: dict[t.Any, t.Any] | None = None,
-                 sleep: t.Callable[[float], None] = time.sleep, refused_entries: t.Mapping[int, str] | None = None) -> None:
+                 sleep: t.Callable[[float], None] = time.sleep, refused_entries: t.Mapping[int, str] | None = None,
+                 history_cache: history.MergedCache | None = None) -> None:
         self.org = org
         self.refused_entries = dict(refused_entries or {})  # rotation entry index -> why it cannot run
         self.options = dict(options)
@@ -219,7 +220,7 @@ class OrgRotation:
         self.environment = {} if environment is None else environment
         self.sleep = sleep
         self.secrets = Secrets()
-        self.history = history.History(self.options.get('state_dir') or '.')
+        self.history = history.History(self.options.get('state_dir') or '.', history_cache)
         self.consumers: list[Consumer] = []
         self.targets: dict[str, Target] = {}
         self.slots: dict[str, dict[str, t.Any] | None] = {}

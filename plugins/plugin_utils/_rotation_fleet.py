@@ -25,6 +25,7 @@ from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.sfdc.eca.plugins.plugin_utils._delivery import Deliveries
 from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_engine import OrgRotation
+from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_history import MergedCache
 from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_model import Consumer, Secrets, iso, now
 from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_options import variables_spec
 
@@ -265,6 +266,7 @@ def run_fleet(jobs: t.Iterable[tuple[str, t.Mapping[str, t.Any]]], gate: t.Mappi
     gate = gate or OPEN
     deliveries = Deliveries()
     kw.setdefault('environment', {})
+    kw.setdefault('history_cache', MergedCache())
     claims = claims if claims is not None else Claims()
     jobs = list(jobs)
     shared = shared_templates(jobs)
@@ -278,6 +280,7 @@ def finish_fleet(jobs: t.Iterable[tuple[str, t.Mapping[str, t.Any], t.Mapping[st
                  workers: int = 25, **kw: t.Any) -> dict[str, dict[str, t.Any]]:
     """jobs: (org, options, handoff, failed steps, ran)."""
     kw.setdefault('environment', {})
+    kw.setdefault('history_cache', MergedCache())
     calls = [(org, (lambda o=org, p=options, h=handoff, f=failed, r=ran: finish_org(o, p, h, f, r, **kw)), options)
              for org, options, handoff, failed, ran in jobs]
     return pool(calls, workers, OPEN)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import typing as t
 
 from ansible_collections.sfdc.eca.plugins.plugin_utils._delivery import check_name, write_durably
@@ -70,11 +71,44 @@ def _document(entries: dict[str, dict[str, t.Any]]) -> bytes:
                        indent=2) + '\n').encode('utf-8')
 
 
-class History:
-    """The history of one state directory."""
+class MergedCache:
+    """history.json's entries by org, parsed once for the orgs of one task (its threads share it) while the file
+    stays the same: every org asks for its own entries, and parsing the whole file for each would cost N x N. Only
+    the report replaces history.json, after the rotation tasks."""
 
-    def __init__(self, state_dir: str) -> None:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._files: dict[str, tuple[tuple[int, int, int], dict[str, dict[str, dict[str, t.Any]]]]] = {}
+
+    def by_org(self, path: str) -> dict[str, dict[str, dict[str, t.Any]]]:
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            return {}
+        except OSError:
+            info = None  # _read reports it
+        identity = (info.st_ino, info.st_size, info.st_mtime_ns) if info is not None else None
+        with self._lock:
+            cached = self._files.get(path)
+        if cached is not None and cached[0] == identity:
+            return cached[1]
+        by_org: dict[str, dict[str, dict[str, t.Any]]] = {}
+        for name, entry in _read(path).items():
+            org, sep, _rest = name.partition('/')
+            if sep:
+                by_org.setdefault(org, {})[name] = entry
+        if identity is not None:
+            with self._lock:
+                self._files[path] = (identity, by_org)
+        return by_org
+
+
+class History:
+    """The history of one state directory; ``cache``: a MergedCache shared by the orgs of a task."""
+
+    def __init__(self, state_dir: str, cache: MergedCache | None = None) -> None:
         self.state_dir = state_dir or '.'
+        self.cache = cache
 
     @property
     def merged_file(self) -> str:
@@ -86,6 +120,10 @@ class History:
     def entries(self, org: str) -> dict[str, dict[str, t.Any]]:
         """What the history knows of the org's consumers."""
         own = _read(self.org_file(org))
+        if self.cache is not None:
+            # copies: a caller may change an entry, the cache serves the next org too
+            merged = self.cache.by_org(self.merged_file).get(org) or {}
+            return _combine(dict((name, dict(entry)) for name, entry in merged.items()), own)
         prefix = org + '/'
         return _combine(dict((k, v) for k, v in _read(self.merged_file).items() if k.startswith(prefix)), own)
 
