@@ -44,6 +44,8 @@ def main(argv=None):
     parser.add_argument("--rate", type=float, default=100.0, help="samples per second of the recording (default 100)")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--under", help="only stacks with a frame containing this text")
+    parser.add_argument("--exclude", help="leave out stacks with a frame containing this text (e.g. WorkerProcess.run: "
+                                          "the controller's own work)")
     parser.add_argument("--process", help="only processes whose frame (the first) contains this text")
     args = parser.parse_args(argv)
     processes = collections.Counter()
@@ -55,6 +57,8 @@ def main(argv=None):
         if args.process and args.process not in process:
             continue
         if args.under and not any(args.under in frame for frame in frames):
+            continue
+        if args.exclude and any(args.exclude in frame for frame in frames):
             continue
         total += count
         names = [short(f) for f in frames[1:] if not f.startswith("process ")]
