@@ -1,10 +1,11 @@
 """The fleet's shortcuts for large fleets give the answers of the plain code: the canary gate's host positions,
-history.json parsed once per task, the registered-result reader."""
+history.json parsed once per task, the registered-result reader, the same template of many orgs templated once."""
 
 import json
 import os
 
 from ansible_collections.sfdc.eca.plugins.plugin_utils import _delivery as delivery
+from ansible_collections.sfdc.eca.plugins.plugin_utils._fleet_action import FleetAction
 from ansible_collections.sfdc.eca.plugins.plugin_utils import _report as report
 from ansible_collections.sfdc.eca.plugins.plugin_utils import _rotation_fleet as fleet
 from ansible_collections.sfdc.eca.plugins.plugin_utils import _rotation_history as history
@@ -94,3 +95,92 @@ def test_registered_reader_reads_set_facts_as_stored_and_asks_hostvars_otherwise
     assert read('a') == 'extra'
     # a variable manager without that store (another ansible-core): hostvars answers
     assert report.registered_reader(object(), FakeHostVars({'a': {'res': 1}}), 'res')('a') == 1
+
+
+# -- the same template of many orgs ---------------------------------------------------------------------
+
+def memo_names(source):
+    return fleet.TemplateMemo()._pure_names(source)
+
+
+def test_template_memo_shares_only_templates_that_depend_on_the_variables_they_name():
+    assert memo_names('{{ sfdc_eca_report_dir }}') == {'sfdc_eca_report_dir'}
+    assert memo_names("{{ lookup('ansible.builtin.env', 'PWD') | default('.', true) }}/sfdc_eca_report") == frozenset()
+    assert memo_names('{{ base }}/{{ inventory_hostname }}.d') == {'base', 'inventory_hostname'}
+    for impure in ("{{ lookup('env', 'PWD') }}",           # a bare name may be a lookup plugin of the playbook
+                   "{{ lookup('ansible.builtin.pipe', 'date') }}", "{{ now() }}", '{{ 100 | random }}',
+                   '{{ base | upper }}', '{{ base | default(other) }}', '{{ x.y }}', "{{ query('ansible.builtin.env', 'A') }}",
+                   '{% if a %}x{% endif %}', '{% set a = 1 %}{{ a }}', '#jinja2: trim_blocks: False\n{{ a }}', '{{ a ',
+                   "{{ lookup('ansible.builtin.env', name) }}"):
+        assert memo_names(impure) is None, impure
+
+
+def test_template_memo_keys():
+    memo = fleet.TemplateMemo()
+    template = '{{ sfdc_eca_report_dir }}'
+    org1 = {'sfdc_eca_state_dir': template, 'sfdc_eca_report_dir': '/r', 'inventory_hostname': 'org1'}
+    org2 = dict(org1, inventory_hostname='org2')
+    assert memo.key(template, org1) == memo.key(template, org2) is not None
+    assert memo.key(template, dict(org1, sfdc_eca_report_dir='/other')) != memo.key(template, org1)
+    assert memo.key(template, dict(org1, sfdc_eca_report_dir=['/r'])) is None, 'only scalars are compared'
+    assert memo.key(template, {}) is None, 'an undefined variable is templated (and fails) for each org'
+    assert memo.key('{{ a }}' + '', org1) is None
+    other = ''.join(['{{ sfdc_eca_', 'report_dir }}'])  # the same text, another object (perhaps another trust)
+    assert memo.key(other, org1) != memo.key(template, org1)
+    per_host = '{{ sfdc_eca_report_dir }}/{{ inventory_hostname }}'
+    assert memo.key(per_host, org1) != memo.key(per_host, org2)
+    # a named variable that is a template itself: the key follows it
+    default = "{{ lookup('ansible.builtin.env', 'PWD') | default('.', true) }}/sfdc_eca_report"
+    org3 = dict(org1, sfdc_eca_report_dir=default)
+    assert memo.key(template, org3) == memo.key(template, dict(org3, inventory_hostname='x')) is not None
+    assert memo.key(template, dict(org3, sfdc_eca_report_dir='{{ now() }}')) is None
+
+
+class Templated(FleetAction):
+    ORG_SPEC = staticmethod(dict)
+
+    def __init__(self):  # pylint: disable=super-init-not-called
+        from ansible.parsing.dataloader import DataLoader
+        from ansible.template import Templar
+        self._templar = Templar(loader=DataLoader())
+
+    def run(self, tmp=None, task_vars=None):
+        raise NotImplementedError
+
+
+def test_templated_variables_equal_templating_each_org(monkeypatch):
+    from ansible.template import Templar
+    try:
+        from ansible.template import trust_as_template  # 2.19+: only trusted strings are templates
+    except ImportError:
+        trust_as_template = None
+    trusted = trust_as_template or (lambda text: text)
+    templates = {
+        'base': 'from-env',
+        'sfdc_eca_state_dir': trusted('{{ sfdc_eca_report_dir }}'),
+        'sfdc_eca_report_dir': trusted("{{ base | default('.', true) }}/r"),
+        'per_host': trusted('{{ sfdc_eca_report_dir }}/{{ inventory_hostname }}'),
+        'impure': trusted('{{ inventory_hostname | upper }}'),
+    }
+    if trust_as_template:
+        templates['untrusted'] = '{{ inventory_hostname }}'
+    calls = []
+    real = Templar.template
+
+    def counting(self, value, *args, **kwargs):
+        calls.append(str(value))
+        return real(self, value, *args, **kwargs)
+    monkeypatch.setattr(Templar, 'template', counting)
+    action = Templated()
+    for org in ('org1', 'org2', 'org3'):
+        variables = dict(templates, inventory_hostname=org)
+        value = action.templated(variables)
+        assert value('sfdc_eca_state_dir') == 'from-env/r'
+        assert value('per_host') == 'from-env/r/%s' % org
+        assert value('impure') == org.upper()
+        if trust_as_template:
+            assert value('untrusted') == '{{ inventory_hostname }}', 'an untrusted string stays as it is'
+    # state_dir once for all three orgs; the others for each org
+    assert calls.count('{{ sfdc_eca_report_dir }}') == 1
+    assert calls.count('{{ sfdc_eca_report_dir }}/{{ inventory_hostname }}') == 3
+    assert calls.count('{{ inventory_hostname | upper }}') == 3
