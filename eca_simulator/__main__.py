@@ -1,5 +1,5 @@
 """python -m eca_simulator serve --seed FILE | --orgs N [--addressing auto|ports|addresses] [--port-base P] [--http]
-                               [--state-file F] [--variant k=v ...]
+                               [--state-file F] [--variant k=v ...] [--profile FILE]
 
 Starts a local Salesforce ECA credential API simulator and prints, for each org, its instance URL
 and the credentials of its admin External Client App. They are the simulator's own fake
@@ -16,6 +16,7 @@ import time
 
 from . import Simulator, generate
 from .core import VARIANTS
+from .profile import ProfileError
 from .seed import SeedError
 
 
@@ -63,11 +64,11 @@ def serve(args):
     t0 = time.monotonic()
     try:
         sim = Simulator(seed, tls=not args.http, variants=variants, port_base=args.port_base,
-                        control_port=args.control_port, addressing=args.addressing)
+                        control_port=args.control_port, addressing=args.addressing, profile=args.profile)
         for org, name, value in args.variant:
             if org is not None:
                 sim.set_variants(org, **{name: value})
-    except (SeedError, KeyError, ValueError) as exc:
+    except (SeedError, ProfileError, KeyError, ValueError) as exc:
         print("error: %s" % (exc.args[0] if exc.args else exc), file=sys.stderr)
         return 2
     stop = threading.Event()
@@ -129,7 +130,8 @@ def main(argv=None):
     s.add_argument("--state-file", help="write a JSON state file (URLs, admin credentials, ca_path, control_url) "
                                         "once every port listens; removed at exit")
     s.add_argument("--variant", type=_variant, action="append", default=[], metavar="[ORG:]NAME=VALUE",
-                   help="behaviour switch, e.g. post_over_rotated=replace (repeatable)")
+                   help="behaviour switch, e.g. post_over_rotated=replace (repeatable; wins over --profile)")
+    s.add_argument("--profile", help="behave like the org of a behaviour profile written by sfdc.eca.probe (YAML)")
     args = p.parse_args(argv)
     if args.orgs is not None and args.orgs < 1:
         p.error("--orgs must be at least 1")

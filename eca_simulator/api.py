@@ -7,6 +7,7 @@ import json
 import re
 import time
 import urllib.parse
+import zlib
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -15,12 +16,12 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from . import ids
 from .clock import iso
-from .model import ACTIVE, ROTATED, STAGED_TTL, ROTATED_GRACE, RefreshToken, Staged, Token
+from .model import ACTIVE, EXPIRED, ROTATED, STAGED_TTL, ROTATED_GRACE, RefreshToken, Staged, Token
 from .server import Response
 
 JSON = ("Content-Type", "application/json;charset=UTF-8")
 MIN_VERSION = {"usage": 59, "credentials": 60, "consumer": 60, "staged": 65, "staged_item": 65}
-MAX_VERSION = 66
+MAX_VERSION = 67   # the newest version of the reference; the org's max_api_version switch may lower or raise it
 MAX_PAGE_SIZE = 200
 AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -96,7 +97,43 @@ def fault_response(kind, kw, endpoint):
                           "1234567890-12345 (-1234567890)")
     if kind == "feature_disabled":
         return rest_error(403, "FUNCTIONALITY_NOT_ENABLED", NOT_ENABLED_MSG)
+    if kind == "gzip_bomb":
+        return Response(200, gzip_bomb(kw.get("size_mb", 50)), [JSON, ("Content-Encoding", "gzip")])
+    if kind == "deep_json":
+        depth = kw.get("depth", 100000)
+        return Response(200, b"[" * depth + b"]" * depth, [JSON])
     return None
+
+
+_BOMBS = {}
+
+
+def gzip_bomb(size_mb):
+    """A small gzip body that decodes to `size_mb` MB of valid JSON (a padding string)."""
+    if size_mb not in _BOMBS:
+        z = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        chunk = b"a" * (1 << 20)
+        parts = [z.compress(b'{"padding":"')]
+        parts.extend(z.compress(chunk) for dummy in range(int(size_mb)))
+        parts.append(z.compress(b'"}'))
+        parts.append(z.flush())
+        _BOMBS[size_mb] = b"".join(parts)
+    return _BOMBS[size_mb]
+
+
+def rate_limited():
+    """429 as some gateways answer it, with the errorCode of the daily limit (which it is not)."""
+    return rest_error(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests, please retry later.")
+
+
+def html_error(status):
+    """The page a proxy or a maintenance window puts where the API's JSON error would be."""
+    title = {503: "Service Unavailable", 502: "Bad Gateway", 504: "Gateway Timeout", 404: "Not Found",
+             401: "Unauthorized", 403: "Forbidden", 500: "Internal Server Error"}.get(status, "Error")
+    page = ("<!DOCTYPE html>\n<html><head><title>%d %s</title></head><body><h1>%s</h1>"
+            "<p>The server could not complete your request. Please try again later.</p></body></html>\n"
+            % (status, title, title))
+    return page.encode()
 
 
 def corrupt(resp):
@@ -116,7 +153,8 @@ class RestApi:
         """Answer one /services/data request for `org` (an OrgData); caller holds the sim lock."""
         sim = self.sim
         now = sim.clock.time()
-        if endpoint == "rest_other" or version[1] != 0 or not MIN_VERSION.get(endpoint, 0) <= version[0] <= MAX_VERSION:
+        newest = int(float(sim.variant(org, "max_api_version")))
+        if endpoint == "rest_other" or version[1] != 0 or not MIN_VERSION.get(endpoint, 0) <= version[0] <= newest:
             return rest_error(404, "NOT_FOUND", NOT_FOUND_MSG)
         # Authentication.
         auth = req.headers.get("authorization", "")
@@ -148,7 +186,9 @@ class RestApi:
             return self._usage(org, req, base)
         needs_secret = endpoint in ("staged", "staged_item") or (
             endpoint == "consumer" and _query(req).get("part", "key").lower() != "key")
-        if not org.rest_secret_access and (needs_secret or self.sim.variant(org, "disabled_scope") == "credentials"):
+        # With the org setting off, the API refuses (403), or answers without the secrets (secret_access_off).
+        if not org.rest_secret_access and sim.variant(org, "secret_access_off") == "forbidden" and (
+                needs_secret or sim.variant(org, "disabled_scope") == "credentials"):
             return rest_error(403, "FUNCTIONALITY_NOT_ENABLED", NOT_ENABLED_MSG)
         app = org.find_app(groups[0])
         if app is None:
@@ -161,12 +201,37 @@ class RestApi:
         if needs_secret and not tok.user.view_client_secret:
             return rest_error(403, "INSUFFICIENT_ACCESS", "You don't have the View Client Secret permission.")
         if endpoint == "consumer":
-            return self._consumer(cons, req)
+            return self._consumer(org, cons, req)
         if endpoint == "staged":
             if req.method == "GET":
                 return self._staged_get(org, app, cons, base, now)
             return self._staged_post(org, app, cons, base, now, tok.user)
         return self._staged_item(org, app, cons, base, now, tok.user, req, groups[2])
+
+    # -- how this org spells its answers --
+    def _id(self, org, value):
+        return value[:15] if self.sim.variant(org, "id_length") == "15" else value
+
+    def _state(self, org, state):
+        case = self.sim.variant(org, "state_case")
+        return state.upper() if case == "upper" else state.lower() if case == "lower" else state
+
+    def slot(self, org, cons, now):
+        """The consumer's staged credential as this org shows it (an Expired one may have left the slot)."""
+        st = cons.slot(now)
+        if st is not None and st.state == EXPIRED and self.sim.variant(org, "expired_staged") == "disappears":
+            cons.staged = None
+            return None
+        return st
+
+    def _next_page(self, org, url, page, size, total, endpoint):
+        """nextPageUrl of one page: null on the last page, or (paging switch) a URL on every page with items."""
+        paging = self.sim.variant(org, "paging")
+        if paging == "ignore_page" and endpoint == "credentials":
+            return url + "?page=%d&pageSize=%d" % (page + 1, size)
+        if paging != "null_next":
+            return url + "?page=%d&pageSize=%d" % (page + 1, size) if page * size < total else None
+        return url + "?page=%d&pageSize=%d" % (page + 1, size) if (page + 1) * size < total else None
 
     # -- endpoint bodies --
     def _usage(self, org, req, base):
@@ -174,61 +239,68 @@ class RestApi:
         page, size, err = _paging(q)
         if err:
             return err
-        apps = [a for a in org.apps if a.listed]
+        every = self.sim.variant(org, "usage_lists") == "all"
+        apps = [a for a in org.apps if a.listed and (every or a.used)]
         chunk = apps[page * size:(page + 1) * size]
         url = base + "/apps/oauth/usage"
-        nxt = url + "?page=%d&pageSize=%d" % (page + 1, size) if (page + 1) * size < len(apps) else None
-        return jresp(200, {"apps": [{"identifier": a.id, "developerName": a.developer_name, "label": a.label}
-                                    for a in chunk],
+        return jresp(200, {"apps": [{"identifier": self._id(org, a.id), "developerName": a.developer_name,
+                                     "label": a.label} for a in chunk],
                            "currentPageUrl": url + "?page=%d&pageSize=%d" % (page, size),
-                           "nextPageUrl": nxt})
+                           "nextPageUrl": self._next_page(org, url, page, size, len(apps), "usage")})
 
     def _credentials(self, org, app, req, base):
         page, size, err = _paging(_query(req))
         if err:
             return err
+        asked = page
+        if self.sim.variant(org, "paging") == "ignore_page":
+            page = 0
         spelling = self.sim.variant(org, "staged_url_spelling")
-        url = base + "/apps/oauth/credentials/" + app.id
+        shared_name = self.sim.variant(org, "consumer_names") == "app"
+        url = base + "/apps/oauth/credentials/" + self._id(org, app.id)
         chunk = app.consumers[page * size:(page + 1) * size]
         consumers = []
         for c in chunk:
-            curl = url + "/" + c.id
-            consumers.append({"id": c.id, "key": c.main_key, "name": c.name, "url": curl,
-                              "stagedCredentials" + spelling: curl + "/staged"})
-        nxt = url + "?page=%d&pageSize=%d" % (page + 1, size) if (page + 1) * size < len(app.consumers) else None
-        return jresp(200, {"consumers": consumers, "currentPageUrl": url + "?page=%d&pageSize=%d" % (page, size),
-                           "nextPageUrl": nxt})
+            curl = url + "/" + self._id(org, c.id)
+            consumers.append({"id": self._id(org, c.id), "key": c.main_key, "name": app.label if shared_name else c.name,
+                              "url": curl, "stagedCredentials" + spelling: curl + "/staged"})
+        return jresp(200, {"consumers": consumers, "currentPageUrl": url + "?page=%d&pageSize=%d" % (asked, size),
+                           "nextPageUrl": self._next_page(org, url, asked, size, len(app.consumers), "credentials")})
 
-    def _consumer(self, cons, req):
+    def _consumer(self, org, cons, req):
         part = _query(req).get("part", "key")
-        body = {"id": cons.id}
+        body = {"id": self._id(org, cons.id)}
         p = part.lower()
         if p not in ("key", "secret", "keyandsecret"):
             return rest_error(400, "INVALID_PARAMETER_VALUE",
                               "Invalid value for parameter 'part': '%s'. Use key, secret or keyandsecret." % part)
         if p in ("key", "keyandsecret"):
             body["key"] = cons.main_key
-        if p in ("secret", "keyandsecret"):
+        if p in ("secret", "keyandsecret") and org.rest_secret_access:
             body["secret"] = cons.main_secret
         return jresp(200, body)
 
-    def _item(self, org, app, cons, st, base):
+    def _item(self, org, app, cons, st, base, state=None):
         spelling = self.sim.variant(org, "staged_url_spelling")
-        surl = "%s/apps/oauth/credentials/%s/%s/staged" % (base, app.id, cons.id)
-        return {"id": st.id, "key": st.key, "secret": st.secret, "state": st.state, "createdBy": st.created_by,
-                "createdDate": iso(st.created), "expirationDate": iso(st.expires), "url": surl + "/" + st.id,
-                "stagedCredentials" + spelling: surl}
+        surl = "%s/apps/oauth/credentials/%s/%s/staged" % (base, self._id(org, app.id), self._id(org, cons.id))
+        item = {"id": self._id(org, st.id), "key": st.key, "secret": st.secret,
+                "state": self._state(org, state or st.state), "createdBy": st.created_by,
+                "createdDate": iso(st.created), "expirationDate": iso(st.expires),
+                "url": surl + "/" + self._id(org, st.id), "stagedCredentials" + spelling: surl}
+        if not org.rest_secret_access:
+            del item["secret"]   # reached only when the org answers without secrets (secret_access_off)
+        return item
 
     def _staged_get(self, org, app, cons, base, now):
-        st = cons.slot(now)
-        surl = "%s/apps/oauth/credentials/%s/%s/staged" % (base, app.id, cons.id)
+        st = self.slot(org, cons, now)
+        surl = "%s/apps/oauth/credentials/%s/%s/staged" % (base, self._id(org, app.id), self._id(org, cons.id))
         if st is None and self.sim.variant(org, "empty_staged") == "not_found":
             return rest_error(404, "NOT_FOUND", NOT_FOUND_MSG)
         items = [] if st is None else [self._item(org, app, cons, st, base)]
         return jresp(200, {"stagedCredentials": items, "url": surl})
 
     def _staged_post(self, org, app, cons, base, now, user):
-        st = cons.slot(now)
+        st = self.slot(org, cons, now)
         if st is not None:
             if st.state == ROTATED and self.sim.variant(org, "post_over_rotated") == "replace":
                 cons.staged = None   # the Rotated old main is dropped, so it stops authenticating
@@ -237,17 +309,18 @@ class RestApi:
                                   "A staged credential (state %s) already exists for this consumer. Rotate or delete "
                                   "the staged credential before you stage new credentials." % st.state)
         new = Staged(ids.new_consumer_key(), ids.new_consumer_secret(), ACTIVE, user.username, now, now + STAGED_TTL)
-        self.sim._remember(new.secret)
+        self.sim._remember(new.secret, org.name)
         cons.staged = new
         item = self._item(org, app, cons, new, base)
         if self.sim.variant(org, "post_body") == "flat":
             item["consumerKey"] = item.pop("key")
-            item["consumerSecret"] = item.pop("secret")
+            if "secret" in item:
+                item["consumerSecret"] = item.pop("secret")
             return jresp(201, item)
         return jresp(201, {"stagedCredentials": [item], "url": item["url"].rsplit("/", 1)[0]})
 
     def _staged_item(self, org, app, cons, base, now, user, req, staged_id):
-        st = cons.slot(now)
+        st = self.slot(org, cons, now)
         if st is None or ids.id15(staged_id) != st.id[:15]:
             return rest_error(404, "NOT_FOUND", NOT_FOUND_MSG)
         if req.method == "GET":
@@ -273,6 +346,14 @@ class RestApi:
         keep = self.sim.variant(org, "staged_id_on_rotate") == "keep"
         cons.staged = Staged(old_key, old_secret, ROTATED, user.username, now, now + ROTATED_GRACE,
                              id_=st.id if keep else None)
+        answer = self.sim.variant(org, "rotate_answer")
+        if answer == "no_content":
+            return Response(204, b"")
+        if answer == "promoted":
+            # the pair now in use, as an Active item, without its secret
+            item = self._item(org, app, cons, st, base, state=ACTIVE)
+            item.pop("secret", None)
+            return jresp(200, item)
         return jresp(200, self._item(org, app, cons, cons.staged, base))
 
 
@@ -393,7 +474,8 @@ class TokenEndpoint:
 
     def _issue(self, org, cons, user, now, instance_url, flow, secret, refresh=None):
         token = ids.new_access_token(org.org_id)
-        self.sim._remember(token)
+        self.sim._remember(token, org.name)
+        cons.app.used = True   # the app now has OAuth usage data
         org.tokens[token] = Token(cons, user, now, now + org.token_lifetime, flow)
         issued = str(int(now * 1000))
         ident = "%s/id/%s/%s" % (instance_url, org.org_id, user.id)
@@ -484,6 +566,6 @@ class TokenEndpoint:
         if self.sim.variant(org, "refresh_token_rotation") == "on":
             del org.refresh_tokens[rt]
             new_rt = ids.new_refresh_token()
-            self.sim._remember(new_rt)
+            self.sim._remember(new_rt, org.name)
             org.refresh_tokens[new_rt] = RefreshToken(cons, rec.user, now)
         return self._issue(org, cons, rec.user, now, instance_url, "refresh_token", csecret, refresh=new_rt)

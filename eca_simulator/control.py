@@ -78,6 +78,12 @@ class ControlApi:
         if key == ("POST", "variants"):
             kw = {k: v for k, v in body.items() if k != "org"}
             return _json(200, sim.set_variants(org, **kw))
+        if key == ("POST", "profile"):
+            if not isinstance(body.get("profile"), dict):
+                raise _Bad("POST /_sim/profile needs {\"profile\": {...the probe's profile...}, \"org\"?: ...}")
+            return _json(200, {"applied": sim.load_profile(body["profile"], org), "variants": sim.variants(org)})
+        if key == ("GET", "misdirected"):
+            return _json(200, {"misdirected": sim.misdirected()})
         if key == ("GET", "faults"):
             return _json(200, {"faults": sim.faults()})
         if key == ("POST", "faults"):

@@ -1,7 +1,9 @@
 """The Simulator: many orgs, one process, one port per org, plus a loopback control port."""
 
+import base64
 import copy
 import errno
+import json
 import pickle
 import shutil
 import socket
@@ -9,13 +11,15 @@ import ssl
 import tempfile
 import threading
 import time
+import urllib.parse
 
-from . import api, ids, seed as seedmod, server, tlsgen
+from . import api, ids, profile as profilemod, seed as seedmod, server, tlsgen
 from .clock import SimClock, iso
 from .control import ControlApi
 from .model import ACTIVE, ROTATED, RefreshToken, Token
 from .server import HttpServer, Response
 
+# Every behaviour the API documentation leaves open; the first value is the default. docs/simulator.md.
 VARIANTS = {
     "post_over_rotated": ("reject", "replace"),
     "empty_staged": ("empty_list", "not_found"),
@@ -23,13 +27,23 @@ VARIANTS = {
     "staged_url_spelling": ("Url", "URL"),
     "staged_id_on_rotate": ("keep", "new"),
     "refresh_token_rotation": ("off", "on"),
-    "error_body": ("array", "object"),
+    "error_body": ("array", "object", "html"),
     "disabled_scope": ("credentials", "secrets"),
+    "secret_access_off": ("forbidden", "no_secret"),
+    "rotate_answer": ("rotated", "promoted", "no_content"),
+    "usage_lists": ("all", "used"),
+    "paging": ("null_next", "empty_next", "ignore_page"),
+    "id_length": ("18", "15"),
+    "state_case": ("title", "upper", "lower"),
+    "expired_staged": ("stays", "disappears"),
+    "consumer_names": ("own", "app"),
+    "max_api_version": ("67.0", "66.0", "65.0", "68.0"),
+    "rate_limit": ("off", "on"),
 }
 DEFAULT_VARIANTS = {k: v[0] for k, v in VARIANTS.items()}
 
 FAULT_KINDS = ("latency", "invalid_session", "limit_exceeded", "unavailable", "too_many_requests", "server_error",
-               "malformed_json", "reset", "feature_disabled", "crash_after_write")
+               "malformed_json", "reset", "feature_disabled", "crash_after_write", "gzip_bomb", "deep_json")
 ENDPOINTS = ("usage", "credentials", "consumer", "staged", "staged_item", "token")
 REST_ENDPOINTS = ENDPOINTS[:-1]
 WRITE_METHODS = ("POST", "PATCH", "DELETE")
@@ -43,6 +57,10 @@ def validate_variant(name, value):
         raise ValueError("unknown variant %r; known: %s" % (name, ", ".join(VARIANTS)))
     if name == "refresh_token_rotation" and isinstance(value, bool):
         value = "on" if value else "off"
+    if name == "id_length" and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if name == "max_api_version" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = "%.1f" % value
     if value not in VARIANTS[name]:
         raise ValueError("variant %s=%r is not allowed; use one of: %s" % (name, value, ", ".join(VARIANTS[name])))
     return value
@@ -52,7 +70,7 @@ class Simulator:
     """Salesforce ECA credential API simulator. See docs/simulator.md."""
 
     def __init__(self, seed=None, tls=True, variants=None, port_base=None, control_port=0, workers=96,
-                 addressing="auto"):
+                 addressing="auto", profile=None):
         self.tls = bool(tls)
         if addressing not in ("auto", "ports", "addresses"):
             raise ValueError("addressing must be auto, ports or addresses, got %r" % (addressing,))
@@ -68,10 +86,13 @@ class Simulator:
         seed_dict = seedmod.load_seed(seed)
         for k, v in (seed_dict.get("variants") or {}).items():
             self._variants[k] = validate_variant(k, v)
+        if profile is not None:
+            self._variants.update(profilemod.variants(profile, validate_variant))
         for k, v in (variants or {}).items():
             self._variants[k] = validate_variant(k, v)
         self._initial_variants = dict(self._variants)
         self._secrets = set()
+        self._owners = {}   # secret or token -> the org it belongs to (for sim.misdirected())
         self._data = {}
         now = self.clock.time()
         for entry in seedmod.org_entries(seed_dict):
@@ -235,6 +256,13 @@ class Simulator:
                         data.variants[k] = v
         return self.variants(org)
 
+    def load_profile(self, profile, org=None):
+        """Behave like the org a probe profile describes (a dict, or a path to the probe's YAML), globally or for
+        one org. Switches the profile could not observe are left as they are. Returns the switches set."""
+        found = profilemod.variants(profile, validate_variant)
+        self.set_variants(org, **found)
+        return found
+
     def configure_org(self, org, rest_secret_access=None, api_limit=None, api_usage=None, token_lifetime=None):
         """Org settings: the 'consumer secrets via REST API' switch, daily API limit and usage, token lifetime (s)."""
         with self._lock:
@@ -288,7 +316,7 @@ class Simulator:
             user = self._user_for(data, username, cons)
             rt = ids.new_refresh_token()
             data.refresh_tokens[rt] = RefreshToken(cons, user, self.clock.time())
-            self._remember(rt)
+            self._remember(rt, data.name)
             return rt
 
     def issue_access_token(self, org, client_id=None, username=None):
@@ -300,7 +328,8 @@ class Simulator:
             tok = ids.new_access_token(data.org_id)
             now = self.clock.time()
             data.tokens[tok] = Token(cons, user, now, now + data.token_lifetime, "issued")
-            self._remember(tok)
+            cons.app.used = True
+            self._remember(tok, data.name)
             return tok
 
     def revoke_tokens(self, org, refresh=True):
@@ -319,10 +348,15 @@ class Simulator:
             self.org(org).app(app).consumer(consumer)._data().cert_pem = pem
 
     # -- faults --------------------------------------------------------------------
-    def add_fault(self, org, kind, method="*", endpoint="*", times=1, **kw):
+    def add_fault(self, org, kind, method="*", endpoint="*", times=1, match=None, **kw):
         """Inject a fault on the next `times` matching requests (times=None: until cleared).
 
-        endpoint "*" matches every REST endpoint (not "token"); "all" matches REST and token."""
+        endpoint "*" matches every REST endpoint (not "token"); "all" matches REST and token.
+        match (in-process only): a callable(request) -> bool also asked of each request that matches org, method
+        and endpoint (request.method, .path, .headers, .body, .listener.tag = the org; called under the
+        simulator's lock)."""
+        if match is not None and not callable(match):
+            raise ValueError("match must be a callable(request) -> bool, got %r" % (match,))
         if kind not in FAULT_KINDS:
             raise ValueError("unknown fault kind %r; known: %s" % (kind, ", ".join(FAULT_KINDS)))
         if endpoint not in ENDPOINTS + ("*", "all"):
@@ -335,7 +369,7 @@ class Simulator:
         if times is not None and (not isinstance(times, int) or times < 1):
             raise ValueError("times must be a positive integer or None (always), got %r" % (times,))
         allowed = {"latency": {"seconds"}, "unavailable": {"retry_after"}, "too_many_requests": {"retry_after"},
-                   "server_error": {"status"}}.get(kind, set())
+                   "server_error": {"status"}, "gzip_bomb": {"size_mb"}, "deep_json": {"depth"}}.get(kind, set())
         extra = set(kw) - allowed
         if extra:
             raise ValueError("fault %s takes no option(s) %s%s" % (kind, ", ".join(sorted(extra)),
@@ -348,18 +382,20 @@ class Simulator:
             self._fault_seq += 1
             fault = {"id": self._fault_seq, "org": org or "*", "kind": kind, "method": method, "endpoint": endpoint,
                      "times": times, "hits": 0, **kw}
+            if match is not None:
+                fault["match"] = match
             self._faults.append(fault)
-            return dict(fault)
+            return _shown(fault)
 
     def faults(self):
         with self._lock:
-            return [dict(f) for f in self._faults]
+            return [_shown(f) for f in self._faults]
 
     def clear_faults(self, org=None):
         with self._lock:
             self._faults = [f for f in self._faults if org is not None and f["org"] != org]
 
-    def _take_faults(self, org, endpoint, method):
+    def _take_faults(self, org, endpoint, method, req=None):
         """(latency fault or None, other fault or None); consumes one use of each."""
         lat = main = None
         with self._lock:
@@ -372,9 +408,9 @@ class Simulator:
                 elif f["endpoint"] != "all" and f["endpoint"] != endpoint:
                     continue
                 if f["kind"] == "latency":
-                    if lat is None:
+                    if lat is None and ("match" not in f or f["match"](req)):
                         lat = f
-                elif main is None:
+                elif main is None and ("match" not in f or f["match"](req)):
                     main = f
             for f in (lat, main):
                 if f is not None:
@@ -406,16 +442,18 @@ class Simulator:
             self._log = []
 
     # -- secrets ---------------------------------------------------------------------
-    def _remember(self, value):
+    def _remember(self, value, org=None):
         if value:
             with self._log_lock:
                 self._secrets.add(value)
+                if org is not None:
+                    self._owners[value] = org
 
     def _remember_org(self, org):
         for cons in org.all_consumers():
-            self._remember(cons.main_secret)
+            self._remember(cons.main_secret, org.name)
             if cons.staged:
-                self._remember(cons.staged.secret)
+                self._remember(cons.staged.secret, org.name)
             if cons.private_key_pem:
                 self._remember(cons.private_key_pem)
                 body = [ln for ln in cons.private_key_pem.splitlines() if ln and not ln.startswith("-----")]
@@ -428,6 +466,47 @@ class Simulator:
         Consumer keys are not secrets and are not included."""
         with self._log_lock:
             return set(self._secrets)
+
+    def misdirected(self):
+        """Requests that carried a secret of one org to another org's host: [{listener, owners, method, path}].
+
+        Secrets are client secrets, refresh tokens, access tokens and JWT assertions (owned by the org of their
+        consumer key). The login host (sim.login_url, like login.salesforce.com) may receive any org's."""
+        return [{"listener": e["listener"], "owners": e["secret_owners"], "method": e["method"], "path": e["path"]}
+                for e in self.requests()
+                if e["listener"] != LOGIN and any(o != e["listener"] for o in e["secret_owners"])]
+
+    def _secret_owners(self, req, endpoint):
+        """The orgs whose secrets this request carries (values are looked up, never logged)."""
+        values, keys = [], []
+        scheme, dummy, credential = req.headers.get("authorization", "").partition(" ")
+        if scheme.lower() in ("bearer", "oauth"):
+            values.append(credential.strip())
+        elif scheme.lower() == "basic":
+            try:
+                values.append(urllib.parse.unquote(base64.b64decode(credential.strip()).decode().partition(":")[2]))
+            except (ValueError, UnicodeDecodeError):
+                pass
+        if endpoint == "token":
+            form = urllib.parse.parse_qs(req.query)
+            form.update(urllib.parse.parse_qs(req.body.decode("utf-8", "replace")))
+            values.extend(form.get("client_secret", []) + form.get("refresh_token", []))
+            for assertion in form.get("assertion", []):
+                try:
+                    claims = json.loads(api._b64url_decode(assertion.split(".")[1]))
+                    keys.append(claims.get("iss"))
+                except (ValueError, IndexError, AttributeError, UnicodeDecodeError):
+                    pass
+        with self._log_lock:
+            owners = {self._owners.get(v) for v in values}
+        if keys:
+            now = self.clock.time()
+            with self._lock:
+                for name, data in self._data.items():
+                    if any(isinstance(k, str) and data.consumer_by_key(k, now) is not None for k in keys):
+                        owners.add(name)
+        owners.discard(None)
+        return sorted(owners)
 
     # -- state views -------------------------------------------------------------------
     def state(self):
@@ -452,13 +531,14 @@ class Simulator:
             for app in data.apps:
                 cons = []
                 for c in app.consumers:
-                    st = c.slot(now)
+                    st = self._rest.slot(data, c, now)
                     cons.append({"id": c.id, "name": c.name, "main": {"key": c.main_key, "secret": c.main_secret},
                                  "staged": _staged_dict(st), "flows": list(c.flows), "run_as": c.run_as,
                                  "jwt_certificate": bool(c.cert_pem),
                                  "private_key": c.private_key_pem})
                 apps.append({"id": app.id, "developer_name": app.developer_name, "label": app.label,
-                             "listed": app.listed, "admin": app is data.admin_consumer.app, "consumers": cons})
+                             "listed": app.listed, "used": app.used, "admin": app is data.admin_consumer.app,
+                             "consumers": cons})
             return {"name": data.name, "org_id": data.org_id, "instance_url": self._urls.get(org),
                     "admin": self.orgs[org].admin, "settings": self._settings(data),
                     "variants": {k: self.variant(data, k) for k in VARIANTS},
@@ -476,7 +556,8 @@ class Simulator:
         endpoint, version, groups = api.classify(req.path)
         if tag == LOGIN and endpoint != "token":
             endpoint = "other"
-        lat, fault = self._take_faults(tag, endpoint, req.method)
+        listener = tag
+        lat, fault = self._take_faults(tag, endpoint, req.method, req)
         if lat is not None:
             time.sleep(lat["seconds"])
         kind = fault["kind"] if fault else None
@@ -484,6 +565,8 @@ class Simulator:
             resp = Response(reset=True)
         else:
             resp = api.fault_response(kind, fault, endpoint) if fault else None
+            if resp is None and endpoint in REST_ENDPOINTS and tag != LOGIN and self._rate_limited(tag):
+                resp = api.rate_limited()
             if resp is None and tag == LOGIN:
                 resp, resolved = self._dispatch_login(req, endpoint)
                 tag = resolved or LOGIN
@@ -493,17 +576,32 @@ class Simulator:
                 resp = Response(reset=True)
             elif kind == "malformed_json":
                 resp = api.corrupt(resp)
-        if endpoint in REST_ENDPOINTS or endpoint == "rest_other":
+        if (endpoint in REST_ENDPOINTS or endpoint == "rest_other") and tag != LOGIN:
             data = self._data[tag]
-            if resp.status >= 400 and resp.body[:1] == b"[" and self.variant(data, "error_body") == "object":
+            shape = self.variant(data, "error_body")
+            if resp.status >= 400 and resp.body[:1] == b"[" and shape == "object":
                 resp.body = resp.body[1:-1]  # the single-object error shape some clients report
+            elif resp.status >= 400 and resp.body[:1] == b"[" and shape == "html":
+                resp.body = api.html_error(resp.status)   # a proxy's or a maintenance page
+                resp.headers = [h for h in resp.headers if h[0].lower() != "content-type"]
+                resp.headers.append(("Content-Type", "text/html; charset=UTF-8"))
             resp.headers.append(("Sforce-Limit-Info", "api-usage=%d/%d" % (data.api_usage, data.api_limit)))
-        entry = {"org": tag, "method": req.method, "endpoint": endpoint, "path": req.path,
+        entry = {"org": tag, "listener": listener, "method": req.method, "endpoint": endpoint, "path": req.path,
                  "query": req.query if endpoint != "token" else "", "status": 0 if resp.reset else resp.status,
-                 "fault": kind or (lat and "latency"), "time": self.clock.time()}
+                 "fault": kind or (lat and "latency"), "time": self.clock.time(),
+                 "secret_owners": self._secret_owners(req, endpoint)}
         with self._log_lock:
             self._log.append(entry)
         return resp
+
+    def _rate_limited(self, org):
+        """rate_limit=on: every third REST request of the org is answered 429."""
+        with self._lock:
+            data = self._data[org]
+            if self.variant(data, "rate_limit") != "on":
+                return False
+            data.rest_requests += 1
+            return data.rest_requests % 3 == 0
 
     def _dispatch_login(self, req, endpoint):
         if endpoint != "token":
@@ -529,6 +627,14 @@ def _can_bind(host):
         return True
     except OSError:
         return False
+
+
+def _shown(fault):
+    """A fault as the control API shows it: a match predicate by its name."""
+    out = dict(fault)
+    if "match" in out:
+        out["match"] = getattr(out["match"], "__name__", type(out["match"]).__name__)
+    return out
 
 
 def _staged_dict(st):
@@ -665,7 +771,7 @@ class Consumer:
     @property
     def staged(self):
         with self._sim._lock:
-            return _staged_dict(self._data().slot(self._sim.clock.time()))
+            return _staged_dict(self._sim._rest.slot(self._sim._data[self._org], self._data(), self._sim.clock.time()))
 
     @property
     def valid_keys(self):
@@ -689,7 +795,7 @@ class Consumer:
             c = self._data()
             c.staged = seedmod._staged(spec, self._sim.clock.time(), self._sim._data[self._org].admin_user.username,
                                        "set_staged")
-            self._sim._remember(c.staged.secret)
+            self._sim._remember(c.staged.secret, self._org)
         return self.staged
 
     def __repr__(self):

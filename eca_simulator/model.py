@@ -75,13 +75,14 @@ class Consumer:
 
 
 class App:
-    def __init__(self, org, developer_name, label=None, id_=None, listed=True):
+    def __init__(self, org, developer_name, label=None, id_=None, listed=True, used=True):
         self.org = org
         self.id = id_ or ids.new_id(ids.APP)
         self.developer_name = developer_name
         self.label = label or developer_name.replace("_", " ")
         self.consumers = []
         self.listed = listed
+        self.used = used   # has OAuth usage data (a token was issued to one of its consumers)
 
 
 class Token:
@@ -122,6 +123,7 @@ class OrgData:
         self.variants = {}
         self.tokens = {}
         self.refresh_tokens = {}
+        self.rest_requests = 0   # counts REST requests for the rate_limit switch
 
     def find_app(self, app_id):
         key = ids.id15(app_id)

@@ -16,7 +16,7 @@ ORG_KEYS = {"name", "api_limit", "api_usage", "rest_secret_access", "token_lifet
             "apps", "org_id"}
 ADMIN_KEYS = {"username", "client_id", "client_secret", "app", "listed", "jwt"}
 USER_KEYS = {"username", "name", "eca_developer", "view_client_secret", "active"}
-APP_KEYS = {"developer_name", "label", "id", "consumers"}
+APP_KEYS = {"developer_name", "label", "id", "consumers", "used"}
 CONSUMER_KEYS = {"name", "id", "key", "secret", "run_as", "flows", "jwt", "jwt_cert", "staged"}
 STAGED_KEYS = {"state", "age_days", "age_hours", "key", "secret", "created_by"}
 
@@ -141,7 +141,8 @@ def build_org(entry, now, validate_variant):
             raise SeedError("%s needs a 'developer_name'" % where)
         if any(x.developer_name == a["developer_name"] for x in org.apps):
             raise SeedError("%s: developer_name %r is used twice" % (where, a["developer_name"]))
-        app = App(org, a["developer_name"], a.get("label"), _seed_id(a.get("id"), ids.APP, where))
+        app = App(org, a["developer_name"], a.get("label"), _seed_id(a.get("id"), ids.APP, where),
+                  used=bool(a.get("used", True)))
         for k, c in enumerate(a.get("consumers") or [{"name": a["developer_name"]}]):
             cwhere = "%s consumers[%d]" % (where, k)
             _check_keys(cwhere, c, CONSUMER_KEYS)

@@ -8,8 +8,10 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/common.sh
 . "$ROOT/scripts/lib/common.sh"
+# shellcheck source=scripts/lib/matrix.sh
+. "$ROOT/scripts/lib/matrix.sh"
 
-ALL_STAGES=(simulator unit sanity integration e2e safety browser lint build changelog)
+ALL_STAGES=(simulator unit sanity integration e2e safety live browser lint build changelog docs matrix)
 declare -A STAGE_DESC=(
     [simulator]="pytest tests/simulator (the simulator's own tests)"
     [unit]="pytest tests/unit (plugin units)"
@@ -17,10 +19,13 @@ declare -A STAGE_DESC=(
     [integration]="ansible-test integration against the simulator (in-process, then SFDC_ECA_IN_PROCESS=false)"
     [e2e]="pytest tests/e2e (role, playbooks, AWX runner)"
     [safety]="pytest tests/safety (crash, fault, secret-leak and hostile-input suites)"
+    [live]="pytest tests/live: live integrations while the fleet rotates under every fault (SFDC_LIVE_ORGS, default 100)"
     [browser]="pytest tests/browser (report.html with 10,000 rows in headless Chromium)"
     [lint]="ansible-lint --profile production"
     [build]="ansible-galaxy collection build + tarball content check"
     [changelog]="antsibull-changelog lint"
+    [docs]="antsibull-docs lint-collection-docs --plugin-docs (as docs sites build them)"
+    [matrix]="each ansible-core of scripts/lib/matrix.txt: unit, doc, integration x2, e2e, sanity"
 )
 
 usage() {
@@ -37,6 +42,7 @@ EOF
 Environment:    SFDC_TEST_XDIST=0 runs pytest without -n auto; SFDC_TEST_PARALLEL=0 runs the two
                 integration runs one after the other.
                 SANITY_ARGS="--test pylint" / INTEGRATION_ARGS="eca_token -v": extra ansible-test arguments.
+                SFDC_MATRIX=2.16,2.21 / SFDC_MATRIX_CHECKS=unit,doc / SFDC_MATRIX_JOBS=1: some of the matrix.
 Logs:           .tmp/test-logs/latest/<stage>.log (one folder per run; ansible-test's output in it too)
 EOF
 }
@@ -139,6 +145,14 @@ stage_simulator() { run_pytest tests/simulator 1; }
 stage_unit() { run_pytest tests/unit 1; }
 stage_e2e() { run_pytest tests/e2e 0; }
 stage_safety() { run_pytest tests/safety 0; }
+# One combined run (every fault family, SIGKILLs, reruns) plus the suite's own instruments; the summary JSON
+# goes to the log folder. The families alone: python -m pytest tests/live -k hook (docs/safety.md).
+stage_live() {
+    [ -d "$COLL/tests/live" ] || { echo "FAIL: tests/live does not exist"; return 1; }
+    (cd "$COLL" && SFDC_LIVE_LOG_DIR="$LOGDIR" SFDC_LIVE_ORGS="${SFDC_LIVE_ORGS:-100}" python -m pytest \
+        tests/live/test_live_harness.py "tests/live/test_live_rotation.py::test_live_rotation[all]" \
+        -p no:cacheprovider -ra -n 0 "${PYTEST_EXTRA[@]}")
+}
 
 # Debian's chromium, installed when missing (CI runs as root with the package registry); no browser download.
 stage_browser() {
@@ -164,29 +178,14 @@ stage_browser() {
 }
 
 stage_sanity() {
-    local ignores pipver cache
+    local ignores
     ignores="$(find "$COLL/tests/sanity" -name 'ignore-*.txt' 2>/dev/null)"
     if [ -n "$ignores" ]; then
         echo "FAIL: sanity ignore files are not allowed here: fix the finding instead:"
         echo "$ignores" | sed "s|$COLL/||"
         return 1
     fi
-    # ansible-test bootstraps pip in each sanity venv with a get-pip script it downloads from a
-    # host CI cannot reach; put the offline stand-in where ansible-test looks first.
-    pipver="$(python - <<'EOF'
-from types import SimpleNamespace
-from ansible_test._internal.python_requirements import get_venv_packages
-print(get_venv_packages(SimpleNamespace(version="3.11"))["pip"])
-EOF
-)" || { echo "FAIL: cannot read the pip version ansible-test bootstraps"; return 1; }
-    cache="$HOME/.ansible/test/cache/get_pip_${pipver//./_}.py"
-    mkdir -p "$(dirname "$cache")"
-    if [ ! -e "$cache" ] || grep -q 'sfdc-eca-get-pip-standin' "$cache"; then
-        cp "$ROOT/scripts/lib/get_pip.py" "$cache"
-        echo "pip bootstrap: $cache <- scripts/lib/get_pip.py"
-    else
-        echo "pip bootstrap: using the existing $cache"
-    fi
+    sanity_pip_bootstrap 3.11 || return 1
     # shellcheck disable=SC2086
     (cd "$COLL" && ansible-test sanity --venv --python 3.11 --color no ${SANITY_ARGS:-})
 }
@@ -208,7 +207,7 @@ integration_run() {
         python "$ROOT/scripts/lib/integration_config.py" "$state" "$coll/tests/integration/integration_config.yml" \
             || { echo "FAIL: could not write integration_config.yml"; exit 1; }
         # shellcheck disable=SC2086
-        cd "$coll" && env "$@" ansible-test integration --local --python 3.11 --color no ${INTEGRATION_ARGS:-}
+        cd "$coll" && env "$@" ansible-test integration --local --python "${SFDC_TEST_PYTHON:-3.11}" --color no ${INTEGRATION_ARGS:-}
     )
     local rc=$?
     echo "integration run '$name': exit $rc, $(( $(date +%s) - start )) s"
@@ -300,6 +299,10 @@ stage_changelog() {
     (cd "$COLL" && antsibull-changelog lint && antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml)
 }
 
+stage_docs() {
+    (cd "$COLL" && antsibull-docs lint-collection-docs --plugin-docs .)
+}
+
 declare -A RESULT TIME
 failed_stages=()
 for s in "${SELECTED[@]}"; do
@@ -350,7 +353,7 @@ for s in "${SELECTED[@]}"; do
 done
 # Test folders no stage runs would pass silently: say so.
 for d in "$COLL"/tests/*/; do
-    case "$(basename "$d")" in simulator|unit|e2e|safety|browser|integration|sanity|output|__pycache__) continue ;; esac
+    case "$(basename "$d")" in simulator|unit|e2e|safety|live|browser|integration|sanity|output|__pycache__) continue ;; esac
     if find "$d" -name 'test_*.py' | grep -q .; then
         echo "WARNING: tests/$(basename "$d")/ has tests that no stage of scripts/test.sh runs"
     fi

@@ -32,6 +32,7 @@ from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_fleet import (
     unexpected,
 )
 from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_options import org_spec, task_spec
+from ansible_collections.sfdc.eca.plugins.plugin_utils._slices import done_by_canary, fleet_gate
 
 FAILED_STEPS_VAR = '_sfdc_eca_failed_steps'
 STEPS_DONE_VAR = '_sfdc_eca_steps_done'
@@ -109,6 +110,15 @@ class ActionModule(FleetAction):
         for outcome in outcomes.values():
             # an org refused for its options still fails the canary batch it is in
             outcome['canary'] = bool(gate.get('canary'))
+        if options:
+            # a job of a fleet run after its canary (AWX slices): plugin_utils/_slices.py
+            fleet = fleet_gate(next(iter(options.values())).get('state_dir') or '.', params.get('canary_run'))
+            for org in [o for o in options if o in fleet.done or fleet.problem]:
+                outcomes[org] = (done_by_canary(fleet.run) if org in fleet.done
+                                 else refused_org(org, options[org], fleet.problem, gate))
+                del options[org]
+            if fleet.refuse:
+                gate = {'run': False, 'canary': False, 'reason': fleet.refuse}
         jobs = [(org, options[org]) for org in orgs if org in options]
         with _environment(task_environment(self)):
             outcomes.update(run_fleet(jobs, gate, check_mode=check_mode, workers=self._workers(params, len(jobs)),

@@ -14,8 +14,10 @@ options:
   instance_url:
     description:
       - The org's My Domain URL, for example V(https://mycompany.my.salesforce.com).
-      - Scheme and host (and port) only, no path. Must be C(https) unless O(allow_http=true).
+      - Scheme and host (and port) only, no path, no C(user:password@). Must be C(https) unless O(allow_http=true).
       - Falls back to the environment variable E(SALESFORCE_INSTANCE_URL).
+      - When it is set and differs from E(SALESFORCE_INSTANCE_URL), the environment's credentials, O(token_url),
+        O(validate_certs) and O(allow_http) are not used (see the notes).
     type: str
     required: true
   access_token:
@@ -62,7 +64,8 @@ options:
   token_url:
     description:
       - OAuth token endpoint. Defaults to C({instance_url}/services/oauth2/token).
-      - Falls back to E(SALESFORCE_TOKEN_URL).
+      - Falls back to E(SALESFORCE_TOKEN_URL), which must be on the org's host or a Salesforce login host
+        (C(login.salesforce.com), C(test.salesforce.com)); a token endpoint elsewhere must be set in the task.
     type: str
   audience:
     description:
@@ -72,7 +75,8 @@ options:
     default: https://login.salesforce.com
   api_version:
     description:
-      - REST API version, of the form C(NN.N). Staged credentials need V(65.0) or later.
+      - REST API version, of the form C(NN.N). The staged credential endpoints exist since V(65.0), so older versions
+        are refused before any call. V(67.0) is the newest the reference documents.
       - Falls back to E(SALESFORCE_API_VERSION).
     type: str
     default: '65.0'
@@ -111,6 +115,13 @@ options:
       - Longest wait between two attempts, also for C(Retry-After). Falls back to E(SALESFORCE_RETRY_MAX_DELAY).
     type: float
     default: 30
+  max_response_mb:
+    description:
+      - Largest answer read from the org, in megabytes once decoded (a small gzip body can expand to gigabytes).
+        A larger answer fails the task without being read.
+      - Falls back to E(SALESFORCE_MAX_RESPONSE_MB).
+    type: float
+    default: 8
   allow_http:
     description:
       - Allow C(http) URLs for O(instance_url) and O(token_url) (local test servers only).
@@ -124,7 +135,13 @@ notes:
   - One token is requested per task. When the API answers 401 during the task, a token from a renewable flow is
     renewed once and the call replayed.
   - Every option falls back to an environment variable C(SALESFORCE_<OPTION>), so an AWX/AAP credential type can
-    inject them. A value set in the task wins over the environment.
+    inject them. A value set in the task wins over the environment. An empty variable counts as unset.
+  - The environment's credentials (O(access_token), O(client_id), O(client_secret), O(username), O(private_key),
+    O(private_key_file), O(private_key_passphrase), O(refresh_token)), O(token_url), O(validate_certs) and
+    O(allow_http) belong to one org. They are used only when O(instance_url) is not set in the task, or is the same
+    URL as E(SALESFORCE_INSTANCE_URL). So in a play over many orgs, one org's credential never goes to another org's
+    host. The other options (O(ca_path), O(api_version), O(audience), timeouts, retries, O(max_response_mb)) apply
+    to every task.
   - Calls go through the proxy the environment names for https (E(HTTPS_PROXY), with C(user:password@) for a proxy
     that asks for credentials; E(ALL_PROXY); a C(socks5://) proxy needs the Python package C(PySocks)), except to the
     hosts of E(NO_PROXY). Redirects are never followed.

@@ -95,6 +95,7 @@ class RefreshTokenAuth(AuthStrategy):
     def __init__(self, token_url, refresh_token, client_id, client_secret=None):
         self.token_url = token_url
         self.refresh_token = refresh_token
+        self.new_refresh_token = None
         self.client_id = client_id
         self.client_secret = client_secret
 
@@ -109,9 +110,11 @@ class RefreshTokenAuth(AuthStrategy):
         if self.client_secret:
             form['client_secret'] = self.client_secret
         answer = http.token_request(self.token_url, form, self.name)
-        # With refresh-token rotation on, the old one dies: keep the new one for a renewal.
-        if answer.get('refresh_token'):
-            self.refresh_token = answer['refresh_token']
+        # With refresh-token rotation on, the old one dies: keep the new one for a renewal, and hand it to the
+        # caller (new_refresh_token), who must store it for the next run.
+        new = answer.get('refresh_token')
+        if new and isinstance(new, str) and new != self.refresh_token:
+            self.refresh_token = self.new_refresh_token = new
         return answer
 
 

@@ -20,20 +20,76 @@ from ansible_collections.sfdc.eca.plugins.module_utils._errors import (
     EcaInputError,
     EcaLimitExceededError,
     EcaNotFoundError,
+    EcaRateLimitedError,
     EcaTransportError,
 )
 from ansible_collections.sfdc.eca.plugins.module_utils._retry import RetryPolicy, parse_retry_after
 
-from ansible_collections.sfdc.eca.plugins.module_utils._http import HAS_REQUESTS, Http, ProxyUnusable
+from ansible_collections.sfdc.eca.plugins.module_utils._http import (
+    DEFAULT_MAX_BYTES,
+    HAS_REQUESTS,
+    Http,
+    ProxyUnusable,
+    ResponseTooLarge,
+    UnreadableEncoding,
+)
 
 if HAS_REQUESTS:
     from urllib3 import exceptions as http_errors
 
 API_VERSION_RE = re.compile(r'^[0-9]{2}\.[0-9]$')
+# The staged credential endpoints exist since 65.0; usage (59.0) and credentials (60.0) are older.
+MIN_API_VERSION = 65.0
 SETTING_NAME = ("'Allow access to External Client App consumer secrets via REST API' "
                 "(Setup > External Client App Settings; metadata ExternalClientAppSettings.enableClientSecretInRestApiAccess)")
 STAGED_STATE_ORDER = ('Active', 'Rotated', 'Expired')
 MAX_PAGES = 1000
+HTML_TITLE_RE = re.compile(r'<title[^>]*>([^<]{0,120})', re.I)
+TAG_RE = re.compile(r'<[^>]*>?')
+_CHECKSUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ012345'
+ID_CHARS_RE = re.compile(r'^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$')
+_SHOWN_MAX = 120
+
+
+def id15(value):
+    """The case-sensitive 15-character form of a Salesforce id (None when it is not one).
+
+    An 18-character id's last three characters encode which of the first 15 are upper case, so an 18-character
+    id that lost its case (lower-cased by a spreadsheet or a case-insensitive system) still names one record."""
+    if not isinstance(value, str) or not ID_CHARS_RE.match(value.strip()):
+        return None
+    value = value.strip()
+    head = value[:15]
+    if len(value) == 15:
+        return head
+    bits = []
+    for char in value[15:].upper():
+        index = _CHECKSUM.find(char)
+        if index < 0:
+            return None
+        bits.extend(bool(index >> i & 1) for i in range(5))
+    return ''.join(c.upper() if upper else c.lower() for c, upper in zip(head, bits))
+
+
+def to18(value):
+    """The 18-character form of a 15- or 18-character id (the value itself when it is not an id)."""
+    head = id15(value)
+    if head is None:
+        return value
+    suffix = ''
+    for chunk in range(3):
+        bits = 0
+        for i, char in enumerate(head[chunk * 5:chunk * 5 + 5]):
+            if 'A' <= char <= 'Z':
+                bits |= 1 << i
+        suffix += _CHECKSUM[bits]
+    return head + suffix
+
+
+def same_id(a, b):
+    """Whether two Salesforce ids (15 or 18 characters) name the same record: equal 15-character forms."""
+    first, second = id15(a), id15(b)
+    return first is not None and first == second
 
 
 def _display_url(parts):
@@ -47,37 +103,63 @@ def _display_url(parts):
     return '%s://%s%s' % (parts.scheme, netloc, parts.path) if parts.scheme else (netloc + parts.path) or '(empty)'
 
 
+def without_userinfo(value):
+    """A URL without its user information (user:password@), which may hold a password."""
+    text = str(value)
+    if '@' in text:
+        start = text.find('://') + 3 if '://' in text.split('@', 1)[0] else 0
+        text = text[:start] + '(user information removed)@' + text[text.rindex('@') + 1:]
+    return text
+
+
+def shown(value):
+    """An input value as messages may show it: without user information (user:password@) and not too long."""
+    text = without_userinfo(value)
+    if len(text) > _SHOWN_MAX:
+        text = text[:_SHOWN_MAX] + '...'
+    return text
+
+
 def check_url(value, option, allow_http=False):
     """Validate an absolute base URL (scheme + host); return (base without trailing slash, path)."""
     if not value or not isinstance(value, str):
         raise EcaInputError('%s is required: the https URL of the org, e.g. https://mycompany.my.salesforce.com.' % option)
     if any(c in value for c in '\r\n\t '):
         raise EcaInputError('%s must not contain spaces or line breaks.' % option)
-    parts = urlsplit(value.strip())
-    shown = _display_url(parts)
-    if parts.username or parts.password:
-        raise EcaInputError("%s '%s' must not carry user information (user:password@); give credentials in their own options."
-                            % (option, shown))
+    try:
+        parts = urlsplit(value.strip())
+        hostname = parts.hostname
+    except ValueError as exc:
+        # urlsplit refuses an unclosed IPv6 bracket and similar
+        raise EcaInputError("%s '%s' is not a valid URL (%s), e.g. https://mycompany.my.salesforce.com."
+                            % (option, shown(value), exc))
+    if parts.username or parts.password or '@' in parts.netloc or (not parts.netloc and '@' in value):
+        raise EcaInputError("%s '%s' must not carry user information (user:password@); give credentials in their own "
+                            'options.' % (option, shown(value)))
     if parts.query or parts.fragment:
-        raise EcaInputError("%s '%s' must not have a query or fragment: give only scheme and host." % (option, shown))
+        raise EcaInputError("%s '%s' must not have a query or fragment: give only scheme and host."
+                            % (option, _display_url(parts)))
     allowed = ('https', 'http') if allow_http else ('https',)
     if parts.scheme not in allowed:
         if parts.scheme == 'http':
-            raise EcaInputError("%s '%s' uses http: use https (or set allow_http: true, only for local test servers)." % (option, value))
-        raise EcaInputError("%s '%s' is not an absolute https URL, e.g. https://mycompany.my.salesforce.com." % (option, value))
-    if not parts.hostname:
-        raise EcaInputError("%s '%s' has no host name, e.g. https://mycompany.my.salesforce.com." % (option, value))
+            raise EcaInputError("%s '%s' uses http: use https (or set allow_http: true, only for local test servers)."
+                                % (option, shown(value)))
+        raise EcaInputError("%s '%s' is not an absolute https URL, e.g. https://mycompany.my.salesforce.com."
+                            % (option, shown(value)))
+    if not hostname:
+        raise EcaInputError("%s '%s' has no host name, e.g. https://mycompany.my.salesforce.com." % (option, shown(value)))
     try:
         parts.port
     except ValueError:
-        raise EcaInputError("%s '%s' has an invalid port: use a number from 1 to 65535." % (option, value.split('@')[-1]))
+        raise EcaInputError("%s '%s' has an invalid port: use a number from 1 to 65535." % (option, shown(value)))
     return '%s://%s' % (parts.scheme, parts.netloc), parts.path
 
 
 def check_instance_url(value, allow_http=False):
     base, path = check_url(value, 'instance_url', allow_http)
     if path not in ('', '/'):
-        raise EcaInputError("instance_url '%s' must not have a path ('%s'): give only scheme and host, e.g. %s." % (value, path, base))
+        raise EcaInputError("instance_url '%s' must not have a path ('%s'): give only scheme and host, e.g. %s."
+                            % (shown(value), shown(path), base))
     return base
 
 
@@ -91,8 +173,20 @@ def check_api_version(value):
     if value.lower().startswith('v'):
         value = value[1:]
     if not API_VERSION_RE.match(value):
-        raise EcaInputError("api_version '%s' is not of the form NN.N (for example 65.0)." % value)
+        raise EcaInputError("api_version '%s' is not of the form NN.N (for example 65.0)." % shown(value))
+    if float(value) < MIN_API_VERSION:
+        raise EcaInputError("api_version '%s' is too old: the staged credential endpoints exist since %.1f, so use %.1f "
+                            'or later (the default is 65.0).' % (value, MIN_API_VERSION, MIN_API_VERSION))
     return value
+
+
+def canonical_state(state):
+    """Active, Rotated or Expired whatever the letter case of the answer; anything else as it is."""
+    if isinstance(state, str):
+        for known in STAGED_STATE_ORDER:
+            if state.strip().lower() == known.lower():
+                return known
+    return state
 
 
 def normalize_staged(item):
@@ -102,7 +196,7 @@ def normalize_staged(item):
     result = {
         'id': item.get('id'),
         'key': item.get('key') or item.get('consumerKey'),
-        'state': item.get('state'),
+        'state': canonical_state(item.get('state')),
         'created_by': item.get('createdBy'),
         'created_date': item.get('createdDate'),
         'expiration_date': item.get('expirationDate'),
@@ -155,11 +249,19 @@ class _Transient(Exception):
         self.sent = sent
 
 
+class _Unreadable(Exception):
+    """An answer came but cannot be read (too large once decoded, or an encoding not asked for)."""
+
+    def __init__(self, message, host):
+        super(_Unreadable, self).__init__(message)
+        self.host = host
+
+
 class EcaClient:
     """One org, one token, one set of connections. Counts every HTTP request in ``api_calls``."""
 
     def __init__(self, instance_url, auth, api_version='65.0', validate_certs=True, ca_path=None,
-                 timeout=30, retry=None, allow_http=False, http=None):
+                 timeout=30, retry=None, allow_http=False, http=None, max_response_bytes=DEFAULT_MAX_BYTES):
         if not HAS_REQUESTS:
             raise EcaInputError('The Python library requests is required on the host that runs the module.')
         self.instance_url = check_instance_url(instance_url, allow_http)
@@ -180,8 +282,17 @@ class EcaClient:
         if self.timeout <= 0:
             raise EcaInputError("timeout must be more than 0 seconds, got %s." % timeout)
         self.retry = retry or RetryPolicy()
+        try:
+            self.max_response_bytes = int(max_response_bytes)
+        except (TypeError, ValueError):
+            raise EcaInputError("max_response_mb '%s' is not a number." % max_response_bytes)
+        if self.max_response_bytes < 1024:
+            raise EcaInputError('max_response_mb must allow at least 1 KB, got %s bytes.' % max_response_bytes)
         # shared by the operations of one org (one TLS connection) when the caller passes it
         self.http = http or Http()
+        # (app, consumer) pairs known to exist in this run: a 404 on their staged slot means "nothing staged"
+        self.known_consumers = set()
+        self.throttled = 0   # answers 429 seen
         self.api_calls = 0
         self.api_usage = None
         self.token_info = None
@@ -196,7 +307,13 @@ class EcaClient:
         self.api_calls += 1
         host = self._host(url)
         try:
-            return self.http.request(method, url, host, self.verify, self.timeout, **kwargs)
+            return self.http.request(method, url, host, self.verify, self.timeout, max_bytes=self.max_response_bytes,
+                                     **kwargs)
+        except ResponseTooLarge as exc:
+            raise _Unreadable('%s %s: %s, so it was not read (a compressed body can expand to gigabytes); if the org '
+                              'really answers that much, raise max_response_mb' % (method, urlsplit(url).path, exc), host)
+        except UnreadableEncoding as exc:
+            raise _Unreadable('%s %s: %s' % (method, urlsplit(url).path, exc), host)
         except http_errors.SSLError as exc:
             raise EcaTransportError(
                 'TLS verification of %s failed (%s). Set ca_path to the PEM bundle of the CA that signed the '
@@ -246,6 +363,8 @@ class EcaClient:
         while True:
             try:
                 resp = self._send('POST', url, data=form, headers={'Accept': 'application/json'})
+            except _Unreadable as exc:
+                raise EcaTransportError('Token request failed: %s.' % exc, host=exc.host)
             except _Transient as exc:
                 if retry_number < self.retry.max_retries:
                     self.retry.wait(retry_number)
@@ -296,6 +415,44 @@ class EcaClient:
         tail = identity.rstrip('/').rsplit('/', 1)[-1]
         return tail if tail.startswith('005') else None
 
+    def exchange(self, method, path, params=None, json_body=None):
+        """One API call as the org answers it, whatever the status (the probe records answers, errors included).
+        Transient failures are retried as for every call (a write only when it certainly did not arrive); a 401
+        renews the token once. Raises only for transport failures."""
+        url = self._url(path)
+        write = self.retry.is_write(method)
+        renewed = False
+        retry_number = 0
+        while True:
+            kwargs = {'headers': {'Authorization': 'Bearer %s' % self.token, 'Accept': 'application/json'}}
+            if params:
+                kwargs['params'] = params
+            if json_body is not None:
+                kwargs['json_body'] = json_body
+            try:
+                resp = self._send(method, url, **kwargs)
+            except _Unreadable as exc:
+                raise EcaTransportError('%s.' % exc, host=exc.host)
+            except _Transient as exc:
+                if (not write or not exc.sent) and retry_number < self.retry.max_retries:
+                    self.retry.wait(retry_number)
+                    retry_number += 1
+                    continue
+                raise EcaTransportError('%s %s failed: %s.' % (method, urlsplit(url).path, exc), host=self._host(url))
+            status = resp.status_code
+            if status == 429:
+                self.throttled += 1
+            if status == 401 and not renewed and self.auth.can_renew:
+                renewed = True
+                self.authenticate()
+                continue
+            if (self.retry.retryable_status(status) and (not write or status == 429)
+                    and retry_number < self.retry.max_retries):
+                self.retry.wait(retry_number, parse_retry_after(resp.headers.get('Retry-After')))
+                retry_number += 1
+                continue
+            return resp
+
     def check_token(self):
         """Prove the token works with the cheapest call: one usage page of one app."""
         self._request('GET', '/apps/oauth/usage', params={'pageSize': 1})
@@ -324,6 +481,11 @@ class EcaClient:
                 kwargs['json_body'] = json_body
             try:
                 resp = self._send(method, url, **kwargs)
+            except _Unreadable as exc:
+                if write:
+                    raise EcaAmbiguousWrite('%s; the write may or may not have happened.' % exc, method=method,
+                                            path=shown_path, cause=str(exc))
+                raise EcaTransportError('%s.' % exc, host=exc.host)
             except _Transient as exc:
                 if (not write or not exc.sent) and retry_number < self.retry.max_retries:
                     self.retry.wait(retry_number)
@@ -338,6 +500,8 @@ class EcaClient:
             if usage:
                 self.api_usage = usage.replace('api-usage=', '')
             status = resp.status_code
+            if status == 429:
+                self.throttled += 1
             if status == 401 and not renewed and self.auth.can_renew:
                 renewed = True
                 self.authenticate()
@@ -384,7 +548,7 @@ class EcaClient:
         code = self._redact(item.get('errorCode') or item.get('error'))
         api_message = self._redact(item.get('message') or item.get('error_description'))
         if api_message is None and body is None:
-            api_message = self._redact((resp.text or '').strip()[:200]) or None
+            api_message = self._redact(_page_text(resp)) or None
         if code is not None and not isinstance(code, str):
             code = str(code)
         if api_message is not None and not isinstance(api_message, str):
@@ -392,7 +556,13 @@ class EcaClient:
         where = '%s %s' % (method, path)
         detail = 'HTTP %s%s%s' % (status, ' ' + code if code else '', ': ' + api_message if api_message else '')
         fields = dict(status=status, error_code=code, api_message=api_message, method=method, path=path)
-        if code == 'REQUEST_LIMIT_EXCEEDED':
+        if status == 429:
+            if attempts > 1:
+                detail += ' (after %d attempts)' % attempts
+            return EcaRateLimitedError(
+                '%s was rate limited: %s. The org, or a gateway in front of it, limits how fast requests may come; this '
+                'is not the daily API limit. Retry later, or rotate fewer orgs at once.' % (where, detail), **fields)
+        if status == 403 and code == 'REQUEST_LIMIT_EXCEEDED':
             return EcaLimitExceededError(
                 "The org's daily API request limit is spent (%s answered %s). Retrying will not help: "
                 'wait until the 24-hour usage falls below the limit, or ask Salesforce to raise it.' % (where, detail), **fields)
@@ -415,16 +585,15 @@ class EcaClient:
         return EcaApiError('%s failed: %s.' % (where, detail), **fields)
 
     def _paged(self, path, key):
-        """Items of every page; fails on an answer of the wrong shape or on pages that repeat."""
+        """Items of every page. Paging ends at a null nextPageUrl, at an empty page, at a nextPageUrl already read, or
+        at a page that brings nothing new (an endpoint that ignores ``page`` answers its first page again); none of
+        these is an error. A page of the wrong shape is."""
         items = []
         seen_urls = set()
         seen_items = set()
         url = path
         shown = urlsplit(self._url(path)).path
-        while url:
-            if url in seen_urls:
-                raise EcaApiError('GET %s: nextPageUrl leads back to a page already read (%s); paging stopped after %d pages.'
-                                  % (shown, url.split('?', 1)[-1], len(seen_urls)), method='GET', path=shown)
+        while url and url not in seen_urls:
             if len(seen_urls) >= MAX_PAGES:
                 raise EcaApiError('GET %s: more than %d pages; paging stopped.' % (shown, MAX_PAGES), method='GET', path=shown)
             seen_urls.add(url)
@@ -432,19 +601,18 @@ class EcaClient:
             if not isinstance(body, dict) or not isinstance(body.get(key) or [], list):
                 raise EcaApiError("GET %s answered in an unexpected shape: expected an object with a '%s' list."
                                   % (shown, key), method='GET', path=shown)
-            page = body.get(key) or []
             fresh = 0
-            for item in page:
-                marker = repr(sorted(item.items())) if isinstance(item, dict) else repr(item)
+            for item in body.get(key) or []:
+                try:
+                    marker = repr(sorted(item.items())) if isinstance(item, dict) else repr(item)
+                except (TypeError, RecursionError):
+                    marker = id(item)
                 if marker not in seen_items:
                     seen_items.add(marker)
                     items.append(item)
                     fresh += 1
-            if not page:
-                break
             if not fresh:
-                raise EcaApiError('GET %s: the page at nextPageUrl repeated items already read; paging stopped after %d pages.'
-                                  % (shown, len(seen_urls)), method='GET', path=shown)
+                break
             url = body.get('nextPageUrl')
             if url is not None and not isinstance(url, str):
                 raise EcaApiError("GET %s answered a nextPageUrl that is a %s, not a URL: paging stopped."
@@ -467,21 +635,55 @@ class EcaClient:
 
     def list_consumers(self, app_id):
         path = '/apps/oauth/credentials/%s' % quote(app_id, safe='')
-        return [normalize_consumer(c) for c in self._paged(path, 'consumers')]
+        consumers = [normalize_consumer(c) for c in self._paged(path, 'consumers')]
+        for consumer in consumers:
+            self.known_consumers.add((id15(app_id), id15(consumer['id'])))
+        return consumers
 
     def get_main(self, app_id, consumer_id, part='key'):
         body = self._request('GET', self._consumer_path(app_id, consumer_id), params={'part': part}) or {}
+        if not isinstance(body, dict):
+            raise EcaApiError('GET %s answered in an unexpected shape: expected an object with the consumer\'s key.'
+                              % self._consumer_path(app_id, consumer_id), method='GET')
+        self.known_consumers.add((id15(app_id), id15(consumer_id)))
         result = {'id': body.get('id') or consumer_id, 'key': body.get('key')}
         if body.get('secret'):
             result['secret'] = body['secret']
         return result
 
     def get_staged(self, app_id, consumer_id):
+        """The consumer's staged credential, or None. A 404 means "nothing staged" only for a consumer known to exist
+        (listed, or read, in this run); otherwise the consumer is read to tell an empty slot from a wrong id."""
         try:
             body = self._request('GET', self._consumer_path(app_id, consumer_id) + '/staged')
         except EcaNotFoundError:
+            self.confirm_consumer(app_id, consumer_id)
             return None
         return staged_from_body(body)
+
+    def confirm_consumer(self, app_id, consumer_id):
+        """Raise EcaNotFoundError naming the app or the consumer unless this consumer exists."""
+        if (id15(app_id), id15(consumer_id)) in self.known_consumers:
+            return
+        try:
+            self.get_main(app_id, consumer_id)
+            return
+        except EcaNotFoundError as exc:
+            missing = exc
+        try:
+            consumers = self.list_consumers(app_id)
+        except EcaNotFoundError:
+            raise _checked(EcaNotFoundError(
+                "No External Client App with id '%s' in %s (%s %s answered 404): check app_id, or give app_name "
+                '(sfdc.eca.eca_usage_info lists the apps and their ids).' % (shown(app_id), self.instance_url,
+                                                                             missing.method, missing.path),
+                status=404, error_code=missing.error_code, method=missing.method, path=missing.path))
+        listing = ', '.join("'%s' (%s)" % (c.get('name'), c.get('id')) if c.get('name') else str(c.get('id'))
+                            for c in consumers[:20]) or '(none)'
+        raise _checked(EcaNotFoundError(
+            "App %s has no consumer with id '%s' (%s %s answered 404). Its consumers: %s."
+            % (app_id, shown(consumer_id), missing.method, missing.path, listing),
+            status=404, error_code=missing.error_code, method=missing.method, path=missing.path))
 
     def stage(self, app_id, consumer_id):
         # An empty POST body made the connection hang for one client; {} is accepted.
@@ -501,11 +703,31 @@ class EcaClient:
         return True
 
 
+def _checked(error):
+    """A not-found error that already names the missing app or consumer."""
+    error.consumer_checked = True
+    return error
+
+
 def _json_or_none(resp):
     try:
         return resp.json()
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: nested deeper than the parser goes, which no answer of this API is
         return None
+
+
+def _page_text(resp):
+    """What a non-JSON error body says: an HTML page's title (a proxy's or a maintenance page), or its first words."""
+    text = (resp.text or '').strip()
+    content_type = (resp.headers.get('Content-Type') or '').lower()
+    if 'html' in content_type or text[:1] == '<':
+        match = HTML_TITLE_RE.search(text)
+        title = match.group(1) if match else TAG_RE.sub(' ', text)
+        title = ' '.join(title.split())[:100]
+        return ("the answer is an HTML page%s, not the API's JSON: a proxy or a maintenance page answered"
+                % (' (%s)' % title if title else ''))
+    return text[:200]
 
 
 def _proxy_failure(exc, host):

@@ -70,6 +70,10 @@ class EcaLimitExceededError(EcaApiError):
     """403 REQUEST_LIMIT_EXCEEDED: the org's daily API request limit is spent."""
 
 
+class EcaRateLimitedError(EcaApiError):
+    """HTTP 429 after every retry: the org or a gateway limits the request rate (not the daily limit)."""
+
+
 class EcaFeatureDisabledError(EcaApiError):
     """The org setting that allows reading consumer secrets over REST is off."""
 

@@ -21,6 +21,7 @@ import re
 import ssl
 import threading
 import traceback
+import zlib
 
 from ansible.module_utils.six.moves.urllib.parse import urlencode
 from ansible.module_utils.six.moves.urllib.request import getproxies
@@ -38,6 +39,30 @@ except ImportError:
 
 CHARSET_RE = re.compile(r'charset=["\']?([\w.:-]+)', re.I)
 HEADERS = {'User-Agent': 'sfdc.eca', 'Accept-Encoding': 'gzip, deflate'}
+# An answer is read up to this size once decoded (max_response_mb): a small gzip body can decode to gigabytes.
+DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+CHUNK = 64 * 1024
+
+
+class ResponseTooLarge(Exception):
+    """The answer is larger than the cap once decoded; the rest of it was not read."""
+
+    def __init__(self, status, limit, encoding=None):
+        super(ResponseTooLarge, self).__init__(
+            'the answer (HTTP %s%s) is larger than %s once decoded' % (status, ', %s' % encoding if encoding else '',
+                                                                       size_text(limit)))
+        self.status = status
+        self.limit = limit
+
+
+class UnreadableEncoding(Exception):
+    """The answer uses a Content-Encoding this client did not ask for."""
+
+
+def size_text(size):
+    if size >= 1024 * 1024:
+        return '%g MB' % round(size / 1048576.0, 2)
+    return '%d bytes' % size
 
 
 class Response:
@@ -113,9 +138,10 @@ class Http:
                 manager = self._managers[key] = _pool_manager(proxy, verify, self._tls(verify) if secure else None)
             return manager
 
-    def request(self, method, url, host, verify, timeout, headers=None, params=None, data=None, json_body=None):
-        """Send one request (no retry, no redirect followed) and read the whole answer. Raises urllib3's
-        errors (urllib3.exceptions); the caller maps them."""
+    def request(self, method, url, host, verify, timeout, headers=None, params=None, data=None, json_body=None,
+                max_bytes=None):
+        """Send one request (no retry, no redirect followed) and read the whole answer, at most ``max_bytes`` once
+        decoded (ResponseTooLarge beyond). Raises urllib3's errors (urllib3.exceptions); the caller maps them."""
         settings = self.settings(url, host, verify)
         all_headers = dict(HEADERS)
         all_headers.update(headers or {})
@@ -130,14 +156,64 @@ class Http:
             all_headers['Content-Type'] = 'application/json'
         manager = self._manager(settings['proxy'], settings['verify'], url.lower().startswith('https:'))
         resp = manager.request(method, url, body=body, headers=all_headers, redirect=False, retries=False,
-                               timeout=urllib3.Timeout(connect=timeout, read=timeout), preload_content=True)
-        return Response(resp.status, resp.headers, resp.data)
+                               timeout=urllib3.Timeout(connect=timeout, read=timeout), preload_content=False,
+                               decode_content=False)
+        try:
+            content = read_capped(resp, DEFAULT_MAX_BYTES if max_bytes is None else max_bytes)
+        except BaseException:
+            resp.close()   # the rest of the answer is not read: this connection is not reused
+            raise
+        resp.release_conn()
+        return Response(resp.status, resp.headers, content)
 
     def close(self):
         with self._lock:
             managers, self._managers = list(self._managers.values()), {}
         for manager in managers:
             manager.clear()
+
+
+def _decoder(encoding):
+    """A zlib decoder for the Content-Encoding (None: the body is as it is)."""
+    name = (encoding or '').strip().lower()
+    if name in ('', 'identity'):
+        return None
+    if name in ('gzip', 'x-gzip'):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if name == 'deflate':
+        return zlib.decompressobj(32 + zlib.MAX_WBITS)   # zlib or gzip framing, detected
+    raise UnreadableEncoding("the answer uses Content-Encoding '%s', which was not asked for" % name[:40])
+
+
+def read_capped(resp, limit):
+    """The whole body of a urllib3 response opened with preload_content=False, decoded here so that no more
+    than ``limit`` bytes are ever produced."""
+    encoding = resp.headers.get('Content-Encoding')
+    decoder = _decoder(encoding)
+    length = resp.headers.get('Content-Length')
+    if decoder is None and length and length.isdigit() and int(length) > limit:
+        raise ResponseTooLarge(resp.status, limit)
+    out = bytearray()
+    while True:
+        raw = resp.read(CHUNK, decode_content=False)
+        if not raw:
+            break
+        if decoder is None:
+            out += raw
+        else:
+            try:
+                out += decoder.decompress(raw, limit + 1 - len(out))
+            except zlib.error:
+                raise UnreadableEncoding('the answer is not valid %s data' % encoding)
+            if decoder.unconsumed_tail:
+                raise ResponseTooLarge(resp.status, limit, encoding)
+        if len(out) > limit:
+            raise ResponseTooLarge(resp.status, limit, encoding)
+    if decoder is not None:
+        out += decoder.flush()
+        if len(out) > limit:
+            raise ResponseTooLarge(resp.status, limit, encoding)
+    return bytes(out)
 
 
 def _tls_context(verify):

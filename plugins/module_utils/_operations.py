@@ -12,9 +12,11 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.sfdc.eca.plugins.module_utils._client import SETTING_NAME, same_id
 from ansible_collections.sfdc.eca.plugins.module_utils._errors import (
     EcaAmbiguousWrite,
     EcaApiError,
+    EcaFeatureDisabledError,
     EcaInputError,
     EcaNotFoundError,
     EcaStateError,
@@ -33,9 +35,9 @@ def key_suffix(key):
     return '...' + key[-4:]
 
 
-def same_id(a, b):
-    """Salesforce ids compare on their case-sensitive 15-character form."""
-    return bool(a) and bool(b) and a[:15] == b[:15]
+USAGE_HINT = ("The usage listing (apps/oauth/usage) holds only apps with OAuth usage data: an app that nobody has "
+              "authenticated with yet is missing from it. Give its app_id instead (the 0x... id in the app's URL in "
+              "Setup > External Client App Manager).")
 
 
 def _preview(names):
@@ -87,8 +89,8 @@ def resolve_app(client, params):
         if (app.get('developer_name') or '').lower() == app_name.lower():
             hint = " Developer names are case-sensitive: did you mean '%s'?" % app['developer_name']
     raise EcaInputError(
-        "No External Client App with developer name '%s' in %s.%s Available apps: %s."
-        % (app_name, client.instance_url, hint, _preview(a.get('developer_name') for a in apps)))
+        "No External Client App with developer name '%s' in %s.%s Available apps: %s. %s"
+        % (app_name, client.instance_url, hint, _preview(a.get('developer_name') for a in apps), USAGE_HINT))
 
 
 def resolve_consumer(consumers, params, app_label):
@@ -128,9 +130,27 @@ def _app_label(app_id, app_name):
 # eca_token
 
 
+def secret_missing(where):
+    """The error for an answer that lacks the secret it should carry (the org answers 200 without it)."""
+    return EcaFeatureDisabledError(
+        '%s answered without the secret: the org does not hand out consumer secrets over the REST API. Turn on %s in '
+        "the org, and give the calling user the permissions 'External Client App Developer' and 'View Client Secret'."
+        % (where, SETTING_NAME))
+
+
+def _finish(client, result):
+    """Add what every result carries: the API call count, and a refresh token the org rotated during the task."""
+    result['api_calls'] = client.api_calls
+    new = getattr(client.auth, 'new_refresh_token', None)
+    if new:
+        # the one the task was given no longer works: the caller stores this one (no_log) for the next run
+        result['refresh_token'] = new
+    return result
+
+
 def run_token(client, params, check_mode=False, diff=False):
     info = client.authenticate()
-    verify_only = bool(params.get('verify_only'))
+    verify_only = bool(params.get('verify_only') or params.get('verify_pair'))
     if verify_only and not client.auth.can_renew:
         # A given access token is proven only by using it: one usage page of one app.
         client.check_token()
@@ -140,11 +160,10 @@ def run_token(client, params, check_mode=False, diff=False):
         'instance_url': info.get('instance_url') or client.instance_url,
         'token_type': info.get('token_type') or 'Bearer',
         'issued_at': info.get('issued_at'),
-        'api_calls': client.api_calls,
     }
     if not verify_only:
         result['access_token'] = info['access_token']
-    return result
+    return _finish(client, result)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -160,11 +179,11 @@ def run_usage_info(client, params, check_mode=False, diff=False):
         apps = [a for a in apps if a.get('developer_name') in wanted]
         missing = wanted - set(a.get('developer_name') for a in apps)
         if missing:
-            warnings.append('No External Client App named %s in %s.' % (_preview(missing), client.instance_url))
-    result = {'changed': False, 'apps': apps, 'api_calls': client.api_calls}
+            warnings.append('No External Client App named %s in %s. %s' % (_preview(missing), client.instance_url, USAGE_HINT))
+    result = {'changed': False, 'apps': apps}
     if warnings:
         result['warnings'] = warnings
-    return result
+    return _finish(client, result)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -186,10 +205,13 @@ def run_credential_info(client, params, check_mode=False, diff=False):
         }
         if include_secrets:
             main = client.get_main(app_id, consumer['id'], part='keyandsecret')
+            if not main.get('secret') or (staged is not None and not staged.get('secret')):
+                raise secret_missing('GET %s/apps/oauth/credentials/%s/%s%s' % (
+                    client.base_path, app_id, consumer['id'], '?part=keyandsecret' if not main.get('secret') else '/staged'))
             entry['key'] = main.get('key') or entry['key']
             entry['secret'] = main.get('secret')
         out.append(entry)
-    return {'changed': False, 'app_id': app_id, 'app_name': app_name, 'consumers': out, 'api_calls': client.api_calls}
+    return _finish(client, {'changed': False, 'app_id': app_id, 'app_name': app_name, 'consumers': out})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -197,6 +219,24 @@ def run_credential_info(client, params, check_mode=False, diff=False):
 
 
 def _stage(client, app_id, consumer_id, warnings):
+    """POST a new staged credential and return it with its secret. A credential the org stages but whose secret it
+    does not hand out is deleted again: a pair nobody can deliver is of no use, and present never succeeds without it."""
+    item = _post_staged(client, app_id, consumer_id, warnings)
+    if item is not None and not item.get('secret'):
+        where = 'POST %s%s/staged (and GET)' % (client.base_path, client._consumer_path(app_id, consumer_id))
+        error = secret_missing(where)
+        try:
+            _delete(client, app_id, consumer_id, item)
+        except (EcaApiError, EcaStateError, EcaAmbiguousWrite) as exc:
+            raise EcaFeatureDisabledError(
+                '%s Deleting the credential it staged (%s) failed too (%s): delete it with state: absent.'
+                % (error, key_suffix(item.get('key')), exc), method='POST', path=where)
+        raise EcaFeatureDisabledError('%s The credential it staged (%s) was deleted again: nothing changed.'
+                                      % (error, key_suffix(item.get('key'))), method='POST', path=where)
+    return item
+
+
+def _post_staged(client, app_id, consumer_id, warnings):
     """POST a new staged credential; on an ambiguous failure re-read the slot and decide."""
     attempt = 0
     ambiguous = False
@@ -238,8 +278,6 @@ def _stage(client, app_id, consumer_id, warnings):
             read = client.get_staged(app_id, consumer_id)
             if read is not None:
                 item = read
-        if item is not None and not item.get('secret'):
-            warnings.append('The API did not return the new staged secret; read it with sfdc.eca.eca_credential_info include_secrets=true.')
         return item
 
 
@@ -267,10 +305,15 @@ def _rotate(client, app_id, consumer_id, staged, old_main_key, warnings):
                 'Promoting the staged credential failed (%s) and the result is unclear: the slot shows %s, the main key is %s. '
                 'Inspect with sfdc.eca.eca_credential_info before re-running.'
                 % (exc.cause, current.get('state') if current else 'nothing staged', key_suffix(main_key)))
-        if item is None:
-            item = client.get_staged(app_id, consumer_id)
-        new_main = staged.get('key')
-        return item, new_main
+        return slot_after_rotate(client, app_id, consumer_id, item), staged.get('key')
+
+
+def slot_after_rotate(client, app_id, consumer_id, answer):
+    """The staged slot after a PATCH rotate. The answer is the old main pair as Rotated, the promoted pair (Active,
+    without its secret), or nothing (204): only the first says what the slot holds, so the others read it."""
+    if answer is not None and answer.get('state') == 'Rotated' and answer.get('id') and answer.get('key'):
+        return answer
+    return client.get_staged(app_id, consumer_id)
 
 
 def _delete(client, app_id, consumer_id, staged):
@@ -281,7 +324,7 @@ def _delete(client, app_id, consumer_id, staged):
             return client.delete_staged(app_id, consumer_id, staged['id'])
         except EcaAmbiguousWrite as exc:
             current = client.get_staged(app_id, consumer_id)
-            if current is None or (current.get('id') != staged.get('id') and current.get('key') != staged.get('key')):
+            if current is None or (not same_id(current.get('id'), staged.get('id')) and current.get('key') != staged.get('key')):
                 return True
             if attempt < client.retry.max_retries:
                 client.retry.wait(attempt, getattr(exc, 'retry_after', None))
@@ -317,9 +360,13 @@ def _act_on_staged_id(client, params, app_id, consumer, diff):
     state = params.get('state')
     staged_id = params.get('staged_id').strip()
     consumer_id = consumer['id']
+    main_key = None
     try:
         if state == 'rotated':
-            final = client.rotate(app_id, consumer_id, staged_id)
+            answer = client.rotate(app_id, consumer_id, staged_id)
+            if answer is not None and answer.get('state') == 'Active' and answer.get('key'):
+                main_key = answer['key']   # the promoted pair
+            final = slot_after_rotate(client, app_id, consumer_id, answer)
             action = 'rotated'
         elif client.delete_staged(app_id, consumer_id, staged_id):
             final, action = None, 'deleted'
@@ -342,14 +389,13 @@ def _act_on_staged_id(client, params, app_id, consumer, diff):
         'consumer_name': consumer.get('name'),
         'previous_state': 'Active' if state == 'rotated' else None,
         'staged_credential': _public(final, bool(params.get('return_secret'))),
-        'main_key': None,
-        'api_calls': client.api_calls,
+        'main_key': main_key,
     }
     if diff:
         old_main = final.get('key') if final else None
         result['diff'] = {'before': {'state': result['previous_state'] or 'present', 'staged_key': None, 'main_key': key_suffix(old_main)},
-                          'after': _diff_view(final, None)}
-    return result
+                          'after': _diff_view(final, main_key)}
+    return _finish(client, result)
 
 
 # known_slot's default: the slot is read before acting on it
@@ -366,11 +412,11 @@ def run_staged_credential(client, params, check_mode=False, diff=False, known_sl
     try:
         return _run_staged_credential(client, params, check_mode, diff, known_slot)
     except EcaNotFoundError as exc:
-        if _by_ids(params) is None:
-            raise
-        # Without the consumer listing, an unknown consumer shows as a 404 on its staged credentials.
-        raise EcaInputError("App %s has no consumer with id '%s' (%s %s answered 404): check app_id and consumer_id, "
-                            "or give consumer_name." % (params.get('app_id'), params.get('consumer_id'), exc.method, exc.path))
+        consumer = _by_ids(params)
+        if consumer is not None and not getattr(exc, 'consumer_checked', False):
+            # Without the consumer listing, an unknown consumer shows as a 404 on its staged credentials: name it.
+            client.confirm_consumer(params['app_id'].strip(), consumer['id'])
+        raise
 
 
 def _run_staged_credential(client, params, check_mode, diff, known_slot=UNREAD):
@@ -446,7 +492,8 @@ def _run_staged_credential(client, params, check_mode, diff, known_slot=UNREAD):
                                 'nothing was promoted.' % (label, key_suffix(staged.get('key')), key_suffix(expect_key)))
         if staged is None:
             raise EcaStateError('Nothing is staged for %s, so there is nothing to promote: run state: present first, '
-                                'deliver the new credential, then state: rotated.' % label)
+                                'deliver the new credential, then state: rotated. (A staged credential that expired after '
+                                '30 days may have been removed from the slot.)' % label)
         if previous_state == 'Expired':
             raise EcaStateError('The staged credential %s of %s expired on %s and cannot be promoted: run state: present to '
                                 'replace it, deliver it, then state: rotated.'
@@ -494,9 +541,10 @@ def _run_staged_credential(client, params, check_mode, diff, known_slot=UNREAD):
         'previous_state': previous_state,
         'staged_credential': _public(final, staged_by_run or return_secret),
         'main_key': final_main,
-        'api_calls': client.api_calls,
     }
     if return_secret and final is not None and not final.get('secret') and state != 'absent':
+        if state == 'present':
+            raise secret_missing('GET %s%s/staged' % (client.base_path, client._consumer_path(app_id, consumer_id)))
         warnings.append('return_secret is true but the API did not return the staged secret.')
     if diff:
         if before['main_key'] is None and action == 'rotated' and final and final.get('state') == 'Rotated':
@@ -509,4 +557,4 @@ def _run_staged_credential(client, params, check_mode, diff, known_slot=UNREAD):
         result['diff'] = {'before': before, 'after': after}
     if warnings:
         result['warnings'] = warnings
-    return result
+    return _finish(client, result)

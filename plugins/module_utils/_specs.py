@@ -34,7 +34,8 @@ def _app_options():
 
 
 def token_spec():
-    return _spec({'verify_only': {'type': 'bool', 'default': False}})
+    return _spec({'verify_only': {'type': 'bool', 'default': False},
+                  'verify_pair': {'type': 'bool', 'default': False}})
 
 
 def usage_info_spec():
@@ -58,6 +59,19 @@ def staged_credential_spec():
         'replace_rotated': {'type': 'bool', 'default': False},
         'return_secret': {'type': 'bool', 'default': False, 'no_log': False},
         'staged_id': {'type': 'str'},
+    })
+    spec = _spec(options, [['app_name', 'app_id'], ['consumer_name', 'consumer_id']])
+    spec['required_one_of'] = [['app_name', 'app_id']]
+    return spec
+
+
+def probe_spec():
+    options = _app_options()
+    options.update({
+        'consumer_name': {'type': 'str'},
+        'consumer_id': {'type': 'str'},
+        'writes': {'type': 'bool', 'default': True},
+        'api_versions': {'type': 'list', 'elements': 'str'},
     })
     spec = _spec(options, [['app_name', 'app_id'], ['consumer_name', 'consumer_id']])
     spec['required_one_of'] = [['app_name', 'app_id']]

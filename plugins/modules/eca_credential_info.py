@@ -39,6 +39,8 @@ options:
   include_secrets:
     description:
       - Also return each consumer's main secret and its staged secret. Costs one more call per consumer.
+      - Fails naming the org setting C(Allow access to External Client App consumer secrets via REST API) when the
+        org refuses or answers without a secret.
       - Use C(no_log=true) on the task.
     type: bool
     default: false
@@ -145,6 +147,13 @@ consumers:
         created_by: 0055g000000AbCdAAK
         created_date: '2026-11-28T15:40:00.000+0000'
         expiration_date: '2026-12-28T15:40:00.000+0000'
+refresh_token:
+  description:
+    - The new refresh token the org returned when the task authenticated with a refresh token and the org rotates
+      them; the one given no longer works. Store it for the next run (see M(sfdc.eca.eca_token)).
+  returned: when the refresh token flow got a new refresh token
+  type: str
+  sample: 5Aep861NotARealRefreshToken
 api_calls:
   description: HTTP requests sent to the org by this task (token requests included).
   returned: always

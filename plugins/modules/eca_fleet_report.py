@@ -61,6 +61,33 @@ options:
     description: Rows needing attention (failed, blocked, not run) in RV(summary).
     type: int
     default: 20
+  run_id:
+    description:
+      - A fleet run split over several jobs (AWX job slicing; see the collection's docs/awx.md). The report goes to
+        C(report_dir/slices/RUN/JOB/), then the job's manifest C(job.json) there; the history is merged as usual.
+      - With O(merge), the run to merge.
+    type: str
+  job_id:
+    description: This job's folder in the run (the AWX job id). Default a new id C(job-TIME-RANDOM).
+    type: str
+  canary:
+    description:
+      - This job is the fleet canary of O(run_id). After its report it writes C(state_dir/canary/run-RUN.json) and
+        C(state_dir/canary/latest.json) - C(passed) when no row failed or was not run - which the later jobs of the run
+        read (option O(sfdc.eca.eca_rotation#module:canary_run)). Not in a plan (O(planned)).
+    type: bool
+    default: false
+  merge:
+    description:
+      - Build the fleet report of O(run_id) from the reports of its jobs in C(report_dir/slices/RUN/) - per org the rows
+        of the job that finished last - and write it in O(report_dir) like a single run's report, with C(merged) (the
+        jobs merged, the missing slices and orgs). Each org of O(hosts) that no job reported gets a failed row.
+        The org files of the history are merged into C(history.json).
+    type: bool
+    default: false
+  slices:
+    description: With O(merge), how many slice jobs the run has (AWX C(job_slice_count)), to say when some are missing.
+    type: int
 '''
 
 EXAMPLES = r'''
@@ -100,6 +127,34 @@ summary:
 report_html:
   description: The path of the HTML report.
   returned: success
+  type: str
+merged:
+  description: With O(merge), what was merged.
+  returned: when O(merge)
+  type: dict
+  sample:
+    run: '412'
+    canary: '413'
+    jobs: [{job: '413', role: canary, orgs: 1}, {job: '415', role: slice, orgs: 500}]
+    slices_found: 4
+    slices_expected: 4
+    missing_slices: 0
+    missing_orgs: []
+    incomplete_jobs: []
+    replaced: []
+    complete: true
+complete:
+  description: With O(merge), whether every expected slice and org was reported.
+  returned: when O(merge)
+  type: bool
+canary:
+  description: With O(canary), the record the later jobs read.
+  returned: when O(canary) and not O(planned)
+  type: dict
+  sample: {run: '412', outcome: passed, failed_orgs: []}
+job_report_dir:
+  description: With O(run_id) (not O(merge)), the folder this job's report went to.
+  returned: when O(run_id)
   type: str
 files:
   description: The files written.

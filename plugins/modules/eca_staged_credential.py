@@ -85,6 +85,14 @@ options:
     type: str
 notes:
   - "A no-op O(state=present) costs 2 API calls with O(app_id) and an O(access_token), 3 with O(app_name)."
+  - O(state=present) never succeeds without the new secret. An org whose REST access to consumer secrets is off
+    refuses (HTTP 403) or stages the pair and answers without its secret; the pair is then deleted again and the task
+    fails naming the setting C(Allow access to External Client App consumer secrets via REST API).
+  - With O(app_id) and O(consumer_id), a slot answered 404 counts as empty only for a consumer that exists; a wrong
+    id fails naming the app or the consumer, before anything is written.
+  - The module copes with each behaviour the API documentation leaves open (empty slot as V([]) or 404, the three
+    answers of a promotion, staged ids kept or renewed, states in any letter case, 15 or 18 character ids, an
+    C(Expired) pair kept or removed); see docs/modules.md.
   - A result that carries a secret (a pair this task staged, or O(return_secret=true)) is displayed as if the task
     had C(no_log=true); the value is still in the registered variable. Set C(no_log=true) anyway on tasks that
     template secrets into their options.
@@ -217,6 +225,13 @@ main_key:
   returned: success
   type: str
   sample: 3MVG9NotARealConsumerKey
+refresh_token:
+  description:
+    - The new refresh token the org returned when the task authenticated with a refresh token and the org rotates
+      them; the one given no longer works. Store it for the next run (see M(sfdc.eca.eca_token)).
+  returned: when the refresh token flow got a new refresh token
+  type: str
+  sample: 5Aep861NotARealRefreshToken
 api_calls:
   description: HTTP requests sent to the org by this task (token requests included).
   returned: always

@@ -14,8 +14,9 @@ version_added: 0.1.0
 description:
   - Authenticates once against the org's OAuth token endpoint with the flow chosen from the connection options
     and returns the access token, so later tasks can pass it as O(access_token) instead of authenticating again.
-  - With O(verify_only=true) it only proves that the credentials work, for example a newly staged consumer key and
-    secret before promoting them, and returns no token.
+  - With O(verify_only=true) it only proves that the credentials work and returns no token. O(verify_pair=true)
+    proves one key and secret (or key and JWT private key), for example a newly staged pair before promoting it,
+    with nothing else.
   - Never changes anything in the org (C(changed) is always V(false)).
 author:
   - sfdc.eca maintainers (@sfdc-eca)
@@ -35,8 +36,21 @@ options:
       - With O(access_token) this makes one cheap REST call to prove the token works.
     type: bool
     default: false
+  verify_pair:
+    description:
+      - Verify the pair this task gives, and nothing else, like O(verify_only=true). The pair is O(client_id) with
+        O(client_secret) (client credentials), or O(client_id) with O(username) and O(private_key) or
+        O(private_key_file) (JWT bearer).
+      - O(access_token), O(refresh_token) and every C(SALESFORCE_*) credential variable are ignored, so that an
+        AWX credential injected for the admin connection cannot take the place of the pair under test.
+    type: bool
+    default: false
 notes:
   - Run the task with C(no_log=true) when the token is kept in a variable, so it does not appear in callback output.
+  - With the refresh token flow and refresh-token rotation on in the org, the token endpoint answers with a new
+    refresh token and the one given stops working. Every module then returns it as RV(refresh_token); store it
+    (into an ansible-vault encrypted file, or back into the AWX credential) before the next run, which would
+    otherwise fail with the old one. docs/modules.md shows how.
 '''
 
 EXAMPLES = r'''
@@ -75,7 +89,7 @@ EXAMPLES = r'''
     instance_url: https://mycompany.my.salesforce.com
     client_id: "{{ staged.staged_credential.key }}"
     client_secret: "{{ staged.staged_credential.secret }}"
-    verify_only: true
+    verify_pair: true
 '''
 
 RETURN = r'''
@@ -99,6 +113,13 @@ issued_at:
   returned: when the token endpoint reported it
   type: str
   sample: '1764340000000'
+refresh_token:
+  description:
+    - The new refresh token the token endpoint returned (refresh-token rotation); the one given no longer works.
+    - The task's displayed result is hidden as if it had C(no_log=true); the value is in the registered variable.
+  returned: when the refresh token flow got a new refresh token
+  type: str
+  sample: 5Aep861NotARealRefreshToken
 auth_flow:
   description: The authentication flow used.
   returned: always

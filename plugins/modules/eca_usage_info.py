@@ -81,6 +81,13 @@ apps:
     - identifier: 0xI5g000000abcdEAA
       developer_name: Billing_Sync
       label: Billing Sync
+refresh_token:
+  description:
+    - The new refresh token the org returned when the task authenticated with a refresh token and the org rotates
+      them; the one given no longer works. Store it for the next run (see M(sfdc.eca.eca_token)).
+  returned: when the refresh token flow got a new refresh token
+  type: str
+  sample: 5Aep861NotARealRefreshToken
 api_calls:
   description: HTTP requests sent to the org by this task (token requests included).
   returned: always

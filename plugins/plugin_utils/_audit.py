@@ -10,6 +10,7 @@ import typing as t
 
 from ansible_collections.sfdc.eca.plugins.module_utils._errors import EcaError, EcaLimitExceededError
 from ansible_collections.sfdc.eca.plugins.plugin_utils import _rotation_history as history
+from ansible_collections.sfdc.eca.plugins.plugin_utils._delivery import ConfigError, Deliveries
 from ansible_collections.sfdc.eca.plugins.plugin_utils._report import audit_rows
 from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_engine import OrgApi
 from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_model import Secrets
@@ -58,7 +59,11 @@ def audit_org(org: str, options: t.Mapping[str, t.Any], environment: dict[t.Any,
                 entry['error'] = 'reading the consumers failed: %s' % secrets.redact(str(exc))
             apps.append(entry)
         missing = sorted(wanted - set(a.get('developer_name') for a in listed))
-        rows = audit_rows(org, instance_url, apps, history.History(options.get('state_dir') or '.').entries(org),
+        try:
+            store = Deliveries().history_store(options.get('history_store'))
+        except ConfigError as exc:
+            return failed('discover', str(exc))
+        rows = audit_rows(org, instance_url, apps, history.History(options.get('state_dir') or '.', store).entries(org),
                           float(options.get('expiry_warning_days') or 0))
         for name in missing:
             rows.append({'org': org, 'instance_url': instance_url, 'app_name': name, 'outcome': 'failed', 'phase': 'discover',

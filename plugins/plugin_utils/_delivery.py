@@ -100,7 +100,9 @@ def fixed_directory(template: str) -> str:
 
 
 def credential(fields: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
-    return dict((name, fields.get(name)) for name in CREDENTIAL_FIELDS)
+    """The credential a delivery stores, with plain str values (templated strings are str subclasses that the
+    YAML and JSON writers of some targets refuse)."""
+    return dict((name, None if fields.get(name) is None else str(fields.get(name))) for name in CREDENTIAL_FIELDS)
 
 
 def write_durably(path: str, data: bytes, dir_mode: int = 0o700) -> None:
@@ -110,10 +112,13 @@ def write_durably(path: str, data: bytes, dir_mode: int = 0o700) -> None:
     happened but its durability could not be confirmed.
     """
     directory = os.path.dirname(path) or '.'
+    name = os.path.basename(path)
     try:
         os.makedirs(directory, mode=dir_mode, exist_ok=True)
-        # unpredictable, hidden, named after its target: a killed run can leave one, the next report removes it
-        tmp = os.path.join(directory, '.%s.%s.tmp' % (os.path.basename(path), secrets.token_hex(8)))
+        _remove_leftovers(directory, name)
+        # unpredictable and hidden, named after its target: a run killed while writing leaves one behind, and
+        # the next write of the same target removes it (one writer per target and run: Claims)
+        tmp = os.path.join(directory, '.%s.%s.tmp' % (name, secrets.token_hex(8)))
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), 0o600)
     except OSError as exc:
         raise DeliveryError('cannot write %s: %s' % (path, exc.strerror or type(exc).__name__), NOT_REACHED)
@@ -141,6 +146,17 @@ def write_durably(path: str, data: bytes, dir_mode: int = 0o700) -> None:
     except OSError as exc:
         raise DeliveryError('%s was written but its directory could not be synced to disk: %s'
                             % (path, exc.strerror or type(exc).__name__), MAYBE_REACHED)
+
+
+def _remove_leftovers(directory: str, name: str) -> None:
+    """Temporary files a killed write of ``name`` left in ``directory``."""
+    prefix = '.%s.' % name
+    for entry in os.listdir(directory):
+        if entry.startswith(prefix) and entry.endswith('.tmp'):
+            try:
+                os.unlink(os.path.join(directory, entry))
+            except OSError:
+                pass
 
 
 def remove_stale_temporary_files(*directories: str) -> None:
@@ -244,7 +260,24 @@ class Delivery:
         return None
 
 
-class FileDelivery(Delivery):
+class TemplatedDelivery(Delivery):
+    """A target named by a template with {org}, {app_name} and {consumer_name}."""
+
+    def shared_by(self, count: int) -> str | None:
+        if count > 1 and '{consumer_name}' not in self.template:
+            return ("%s '%s' must contain {consumer_name}: the entry covers %d consumers and each needs its own target"
+                    % (self.what, self.template, count))
+        return None
+
+    def resolve(self, fields: t.Mapping[str, str]) -> str:
+        """The template filled for one consumer; a name from the org that could leave its place is refused."""
+        for name, what in (('org', 'org name'), ('app_name', 'app name'), ('consumer_name', 'consumer name')):
+            if '{%s}' % name in self.template:
+                check_name(fields.get(name), what)
+        return fill(self.template, fields)
+
+
+class FileDelivery(TemplatedDelivery):
     """vault_file and file: a path template on the controller."""
 
     def __init__(self, kind: str, template: str, what: str, render: t.Callable[[t.Mapping[str, t.Any]], bytes],
@@ -257,24 +290,15 @@ class FileDelivery(Delivery):
         self._render = render
         self._parse = parse
 
-    def shared_by(self, count: int) -> str | None:
-        if count > 1 and '{consumer_name}' not in self.template:
-            return ("%s '%s' must contain {consumer_name}: the entry covers %d consumers and each needs its own target"
-                    % (self.what, self.template, count))
-        return None
-
     def target(self, fields: t.Mapping[str, str]) -> Target:
-        for name, what in (('org', 'org name'), ('app_name', 'app name'), ('consumer_name', 'consumer name')):
-            if '{%s}' % name in self.template:
-                check_name(fields.get(name), what)
-        path = os.path.normpath(fill(self.template, fields))
+        path = os.path.normpath(self.resolve(fields))
         if os.path.commonpath([path, self.directory]) != self.directory or path == self.directory:
             raise ConfigError("%s '%s' resolves to %s, outside %s" % (self.what, self.template, path, self.directory))
         target = (VaultFileTarget if self.kind == 'vault_file' else FileTarget)(path, self._render, self._parse)
         return target
 
 
-class StoreDelivery(Delivery):
+class StoreDelivery(TemplatedDelivery):
     """hashi_vault and aws_secretsmanager: a path (or secret id) template in a secret store."""
 
     def __init__(self, store: t.Any, what: str) -> None:
@@ -283,18 +307,10 @@ class StoreDelivery(Delivery):
         self.kind = store.kind
         self.store = store
 
-    def shared_by(self, count: int) -> str | None:
-        if count > 1 and '{consumer_name}' not in self.template:
-            return ("%s '%s' must contain {consumer_name}: the entry covers %d consumers and each needs its own target"
-                    % (self.what, self.template, count))
-        return None
-
     def target(self, fields: t.Mapping[str, str]) -> Target:
-        for name, what in (('org', 'org name'), ('app_name', 'app name'), ('consumer_name', 'consumer name')):
-            if '{%s}' % name in self.template:
-                check_name(fields.get(name), what)
+        path = self.resolve(fields)
         try:
-            return StoreTarget(self.store.target(fill(self.template, fields)))
+            return StoreTarget(self.store.target(path))
         except StoreError as exc:
             raise ConfigError('%s: %s' % (self.what, exc))
 
@@ -410,6 +426,25 @@ class Deliveries:
             return FileDelivery('file', template, '%s: deliver.file.path' % where,
                                 _render_json if fmt == 'json' else _render_yaml, _parse_mapping)
         raise ConfigError("%s: deliver.file.format '%s' is not one of env, json, yaml" % (where, fmt))
+
+    def history_store(self, spec: t.Any) -> t.Any:
+        """The secret store that keeps the rotation history (``history_store``), or None for files only."""
+        given = [kind for kind in STORE_KINDS if isinstance(spec, dict) and spec.get(kind)]
+        if not given:
+            return None
+        if len(given) > 1:
+            raise ConfigError('history_store must set one of %s, got %s' % (', '.join(STORE_KINDS), ', '.join(given)))
+        kind = given[0]
+        try:
+            store = open_store(kind, spec[kind], self.environ, self.cache)
+            store.check()
+        except StoreError as exc:
+            raise ConfigError('history_store.%s: %s' % (kind, exc))
+        check_template(store.path_template, 'history_store.%s' % kind)
+        if '{org}' not in store.path_template:
+            raise ConfigError("history_store.%s: the path '%s' must contain {org}: each org keeps its own history"
+                              % (kind, store.path_template))
+        return store
 
     def _vault_secret(self, password_file: str, vault_id: str, where: str) -> t.Any:
         """The vault secret as ansible-vault reads it: the file's text, or an executable's output (a vault-id

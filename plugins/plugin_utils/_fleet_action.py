@@ -110,7 +110,7 @@ class FleetAction(ActionBase):
             own = set()
             for option in names:
                 if params.get(option) is not None:
-                    merged[option] = params[option]
+                    merged[option] = plain(params[option])
                 elif variable(option) in variables:
                     merged[option] = value(variable(option))
                     own.add(variable(option))

@@ -17,7 +17,6 @@ forces the ordinary module path.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import traceback
 import typing as t
@@ -25,9 +24,7 @@ import typing as t
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.arg_spec import ModuleArgumentSpecValidator
-from ansible.module_utils.common.json import Direction, get_module_decoder, get_module_encoder
 from ansible.module_utils.common.parameters import remove_values
-from ansible.module_utils.common.warnings import warn
 from ansible.module_utils.errors import UnsupportedError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
@@ -39,11 +36,10 @@ from ansible.utils.vars import merge_hash
 from ansible_collections.sfdc.eca.plugins.module_utils._common import build_client
 from ansible_collections.sfdc.eca.plugins.module_utils._errors import EcaError
 from ansible_collections.sfdc.eca.plugins.module_utils._http import HAS_REQUESTS
+from ansible_collections.sfdc.eca.plugins.plugin_utils import _compat
 
 IN_PROCESS_ENV = 'SFDC_ECA_IN_PROCESS'
 LOCAL_TRANSPORTS = frozenset(('local', 'ansible.builtin.local', 'ansible.legacy.local'))
-# Serialization profile of an AnsibleModule-based module: results take the same JSON trip.
-_PROFILE = 'legacy'
 # Result keys whose non-empty value is a credential (a staged secret, a token).
 SECRET_RESULT_KEYS = frozenset(('secret', 'client_secret', 'access_token', 'refresh_token'))
 _MASKED = 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
@@ -98,13 +94,6 @@ def task_environment(action: ActionBase) -> dict[str, str]:
     return {str(k): str(v) for k, v in env.items()}
 
 
-def _json_trip(value: t.Any, direction: Direction) -> t.Any:
-    """Serialize and parse like the module path does (tuples become lists, tags drop)."""
-    encoder = get_module_encoder(_PROFILE, direction)
-    decoder = get_module_decoder(_PROFILE, direction)
-    return json.loads(json.dumps(value, cls=encoder), cls=decoder)
-
-
 class EcaInProcessAction(ActionBase):
     """Base of the sfdc.eca action plugins.
 
@@ -141,6 +130,8 @@ class EcaInProcessAction(ActionBase):
             return 'connection %s is not local' % (load_name or transport)
         if self._task.async_val:
             return 'async task'
+        if _compat.IN_PROCESS_UNAVAILABLE:
+            return _compat.IN_PROCESS_UNAVAILABLE
         if getattr(self._play_context, 'become', False):
             return 'become is set (the module must run as another user)'
         return None
@@ -161,34 +152,40 @@ class EcaInProcessAction(ActionBase):
 
         self._display.vvv('%s: running in-process on the controller' % self._task.action)
         with _environment(task_env):
-            module_result = self._run_in_process()
-        # What _execute_module/_parse_returned_data add to every parsed module result.
-        module_result['_ansible_parsed'] = True
+            module_result = self._run_in_process(task_vars)
+        if _compat.MARK_PARSED:
+            # what _execute_module/_parse_returned_data add to every parsed module result
+            module_result['_ansible_parsed'] = True
         return hide_secret_results(merge_hash(result, module_result))
 
     # -- AnsibleModule emulation ----------------------------------------------
 
-    def _run_in_process(self) -> dict[str, t.Any]:
+    def _run_in_process(self, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
         return run_operation(self._task.action, self.SPEC, self.RUNNER, dict(self._task.args),
-                             check_mode=bool(self._task.check_mode), diff=bool(self._task.diff))
+                             check_mode=bool(self._task.check_mode), diff=bool(self._task.diff),
+                             invocation=_compat.inject_invocation(task_vars or {}),
+                             verbosity=self._display.verbosity)
 
 
 def run_operation(name: str, spec_fn: t.Callable[[], dict[str, t.Any]], runner: t.Callable[..., dict[str, t.Any]],
                   args: dict[str, t.Any], check_mode: bool = False, diff: bool = False,
-                  http: t.Any = None, internal: bool = False) -> dict[str, t.Any]:
+                  http: t.Any = None, internal: bool = False, invocation: bool = True,
+                  verbosity: int = 0) -> dict[str, t.Any]:
     """What the module ``name`` would return for ``args``, computed in this process.
 
     Also used by the org-level rotation action, which runs several operations per task on one
     ``_http.Http`` (one TLS connection to the org instead of one per operation). Its results stay
     inside the action (``internal``): they are validated and masked like any, but not serialized and
     parsed again as a module's would be (the costliest part of a call after its HTTP requests).
+    ``invocation``: whether the result carries ``invocation`` (see _compat.inject_invocation);
+    ``verbosity``: the run's, which decides whether a failure carries a traceback on some releases.
     """
     spec = spec_fn()
     supports_check_mode = spec.pop('supports_check_mode', False)
     spec.pop('bypass_checks', None)
     spec.pop('no_log', None)
 
-    params = dict(args) if internal else _json_trip(dict(args), Direction.CONTROLLER_TO_MODULE)
+    params = dict(args) if internal else _compat.args_to_module(dict(args))
     validator = ModuleArgumentSpecValidator(
         spec['argument_spec'],
         spec.get('mutually_exclusive'),
@@ -206,18 +203,19 @@ def run_operation(name: str, spec_fn: t.Callable[[], dict[str, t.Any]], runner: 
         msg = validation.errors.msg
         if isinstance(error, UnsupportedError):
             msg = 'Unsupported parameters for (%s) module: %s' % (name, msg)
-        return _finish(dict(failed=True, msg=str(msg)), params, no_log_values, internal)
+        return _finish(dict(failed=True, msg=str(msg)), params, no_log_values, internal, invocation)
 
     if check_mode and not supports_check_mode:
         return _finish(dict(skipped=True, msg='remote module (%s) does not support check mode' % name),
-                       params, no_log_values, internal)
+                       params, no_log_values, internal, invocation)
 
-    return _finish(_call_runner(name, runner, params, check_mode, diff, no_log_values, http), params, no_log_values,
-                   internal)
+    result = _call_runner(name, runner, params, check_mode, diff, no_log_values, http, internal, verbosity)
+    return _finish(result, params, no_log_values, internal, invocation)
 
 
 def _call_runner(name: str, runner: t.Callable[..., dict[str, t.Any]], params: dict[str, t.Any], check_mode: bool,
-                 diff: bool, no_log_values: set[str], http: t.Any = None) -> dict[str, t.Any]:
+                 diff: bool, no_log_values: set[str], http: t.Any = None, internal: bool = False,
+                 verbosity: int = 0) -> dict[str, t.Any]:
     """module_utils._common.execute without AnsibleModule: EcaError becomes the module's failure."""
     if not HAS_REQUESTS:
         return dict(failed=True, msg=missing_required_lib('requests'))
@@ -230,6 +228,9 @@ def _call_runner(name: str, runner: t.Callable[..., dict[str, t.Any]], params: d
         if client is not None:
             result['api_calls'] = client.api_calls
         result.update(failed=True, msg=str(exc))
+        trace = None if internal else _compat.failure_traceback(exc, verbosity)
+        if trace and 'exception' not in result:
+            result['exception'] = trace
         return result
     except Exception as exc:  # pylint: disable=broad-exception-caught
         # A bug, not an API answer: the module would crash with a traceback on stderr. Fail the
@@ -239,19 +240,19 @@ def _call_runner(name: str, runner: t.Callable[..., dict[str, t.Any]], params: d
         if client is not None:
             result['api_calls'] = client.api_calls
         return result
-    # On the controller warn() goes to the display, whose capture puts it in the task result,
-    # where the module's warnings end up too; mask them as the module's result would be.
-    for warning in result.pop('warnings', []):
-        warn(remove_values(warning, no_log_values))
+    # Where the module's warnings end up, masked as the module's result would be.
+    _compat.report_warnings(result, [remove_values(w, no_log_values) for w in result.pop('warnings', [])], internal)
     return result
 
 
 def _finish(result: dict[str, t.Any], params: dict[str, t.Any], no_log_values: set[str],
-            internal: bool = False) -> dict[str, t.Any]:
+            internal: bool = False, invocation: bool = True) -> dict[str, t.Any]:
     """AnsibleModule._return_formatted: invocation, no_log masking, JSON trip."""
-    if 'invocation' not in result and not internal:
-        result['invocation'] = {'module_args': params}
+    if not internal and invocation:
+        result.setdefault('invocation', {'module_args': params})
+    elif not internal:
+        result.pop('invocation', None)
     preserved = {k: v for k, v in result.items() if v is None or isinstance(v, bool)}
     result = remove_values(result, no_log_values)
     result.update(preserved)
-    return result if internal else _json_trip(result, Direction.MODULE_TO_CONTROLLER)
+    return result if internal else _compat.result_to_controller(result)

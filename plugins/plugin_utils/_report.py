@@ -241,23 +241,32 @@ def failed_orgs(report: dict[str, t.Any]) -> dict[str, list[str]]:
 
 
 def write(rows: list[dict[str, t.Any]], kind: str, report_dir: str, state_dir: str,
-          planned: bool = False) -> tuple[dict[str, t.Any], list[str]]:
+          planned: bool = False, meta: dict[str, t.Any] | None = None, notes: list[str] | None = None,
+          history_rows: bool = True) -> tuple[dict[str, t.Any], list[str]]:
     """Write report.{json,md,html} (or audit.*) and, after a rotation that was not a plan only, merge the rows and
-    every org's history file into history.json. -> (report, paths written)."""
-    report = build(rows, kind, planned)
+    every org's history file into history.json. ``meta``: more keys of report.json; ``notes``: Markdown lines after
+    the totals; ``history_rows=False``: the rows are already in the history (a merge of slices' reports), only the
+    org files are merged. -> (report, paths written)."""
+    report = build(rows, kind, planned, meta)
     base = 'report' if kind == 'rotation' else 'audit'
     written = []
     for directory in sorted(set((report_dir, state_dir))):
         os.makedirs(directory, mode=0o755, exist_ok=True)
-    remove_stale_temporary_files(report_dir, state_dir, os.path.join(state_dir, 'history.d'))
-    for ext, text in (('json', json.dumps(report, indent=2, sort_keys=False) + '\n'), ('md', markdown(report)),
+    hist = history.History(state_dir)
+    with hist.lock():  # another run sharing the state dir may be writing: its temporary files are not stale
+        remove_stale_temporary_files(report_dir, state_dir, os.path.join(state_dir, 'history.d'))
+    text_md = markdown(report)
+    if notes:
+        head, sep, rest = text_md.partition('\n\n| total | count |')
+        text_md = head + '\n\n' + '\n'.join(notes) + sep + rest
+    for ext, text in (('json', json.dumps(report, indent=2, sort_keys=False) + '\n'), ('md', text_md),
                       ('html', render_html(report))):
         path = os.path.join(report_dir, '%s.%s' % (base, ext))
         write_durably(path, text.encode('utf-8'))
         os.chmod(path, 0o644)  # the report holds no secret: readable like any report
         written.append(path)
     if kind == 'rotation' and not planned:
-        written.append(history.History(state_dir).merge(rows))
+        written.append(hist.merge(rows if history_rows else []))
     return report, written
 
 

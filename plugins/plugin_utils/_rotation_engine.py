@@ -24,6 +24,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.sfdc.eca.plugins.module_utils._auth import ClientCredentialsAuth, JwtBearerAuth
+from ansible_collections.sfdc.eca.plugins.module_utils._client import without_userinfo
 from ansible_collections.sfdc.eca.plugins.module_utils._common import (
     build_client,
     connection_argument_spec,
@@ -220,7 +221,8 @@ class OrgRotation:
         self.environment = {} if environment is None else environment
         self.sleep = sleep
         self.secrets = Secrets()
-        self.history = history.History(self.options.get('state_dir') or '.', history_cache)
+        self.history_cache = history_cache
+        self.history = history.History(self.options.get('state_dir') or '.', cache=history_cache)
         self.consumers: list[Consumer] = []
         self.targets: dict[str, Target] = {}
         self.slots: dict[str, dict[str, t.Any] | None] = {}
@@ -237,7 +239,8 @@ class OrgRotation:
     @property
     def instance_url(self) -> str | None:
         connection = self.options.get('connection') or {}
-        return connection.get('instance_url') or (self.api.client.instance_url if self.api else None)
+        url = connection.get('instance_url') or (self.api.client.instance_url if self.api else None)
+        return without_userinfo(url) if url else url   # never a user:password@ the inventory put in it
 
     @property
     def api_calls(self) -> int:
@@ -300,7 +303,13 @@ class OrgRotation:
                           getattr(exc, 'status', None))
         for row in self.entry_rows:
             row.instance_url = self.instance_url
-        self.history_entries = self.history.entries(self.org)
+        try:
+            self.history = history.History(self.options.get('state_dir') or '.',
+                                           self.deliveries.history_store(self.options.get('history_store')),
+                                           self.history_cache)
+            self.history_entries = self.history.entries(self.org)
+        except (ConfigError, history.HistoryError) as exc:
+            raise OrgStop('plan', self.secrets.redact(str(exc)) or '')
         deliveries = {}
         for index, entry in enumerate(rotations):
             try:
@@ -585,7 +594,7 @@ class OrgRotation:
                           % (suffix(consumer.pair['key']), detail), transient=True)
 
     def credential(self, consumer: Consumer) -> dict[str, t.Any]:
-        """What a delivery receives: sfdc_eca_credential."""
+        """What a delivery receives: sfdc_eca_credential (plain strings: it is serialized as YAML or JSON)."""
         return credential({'instance_url': self.instance_url, 'org': self.org, 'app_name': consumer.app_name,
                            'app_id': consumer.app_id, 'consumer_name': consumer.consumer_name,
                            'consumer_id': consumer.consumer_id, 'key': consumer.pair.get('key'),
@@ -794,6 +803,11 @@ class OrgRotation:
         run.warnings = list(data.get('warnings') or [])
         for consumer in run.consumers:
             run.secrets.add(consumer.pair.get('secret'), consumer.previous.get('secret'))
+        try:
+            run.history = history.History(options.get('state_dir') or '.',
+                                          run.deliveries.history_store(options.get('history_store')), run.history_cache)
+        except ConfigError as exc:
+            run.stop('promote', '%s; nothing was promoted, the next run resumes' % exc)
         try:
             run.api = OrgApi(options.get('connection') or {}, run.secrets, run.environment, run.sleep)
             run.api.authenticate(data.get('token'))

@@ -348,6 +348,8 @@ def plain(value: t.Any) -> t.Any:
     for base in (str, int, float):
         if isinstance(value, base):
             return base(value)
+    if getattr(value, '__ENCRYPTED__', False):  # ansible-core < 2.19: templating leaves a vault value encrypted
+        return str(value)
     return value
 
 

@@ -8,19 +8,31 @@
 never a key. Each org also keeps ``STATE_DIR/history.d/ORG.json``, written by the org's run just before
 it promotes (``promoting_fp``: the key about to become main) and right after, so that a run killed
 before its report still tells the next run what happened. The report merges them into history.json.
+
+Runs sharing a state directory (the slices of an AWX sliced job) take ``STATE_DIR/.history.lock``: a merge
+into history.json exclusively, an org file write shared, so that no merge is lost and no run removes the
+temporary file of another's write.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import typing as t
 
-from ansible_collections.sfdc.eca.plugins.plugin_utils._delivery import check_name, write_durably
+try:
+    import fcntl
+except ImportError:  # a controller without flock (not POSIX): one run at a time per state dir
+    fcntl = None  # type: ignore[assignment]
+
+from ansible_collections.sfdc.eca.plugins.plugin_utils._delivery import check_name, fill, write_durably
 from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_model import iso, now, parse_time
+from ansible_collections.sfdc.eca.plugins.plugin_utils._stores import StoreError
 
 VERSION = 1
+LOCK_FILE = '.history.lock'
 
 
 class HistoryError(Exception):
@@ -45,10 +57,7 @@ def _read(path: str) -> dict[str, dict[str, t.Any]]:
         document = json.loads(text)
     except ValueError as exc:
         raise HistoryError('the rotation history %s is not valid JSON (%s): fix or remove it' % (path, exc))
-    consumers = document.get('consumers') if isinstance(document, dict) else None
-    if not isinstance(consumers, dict):
-        raise HistoryError('the rotation history %s must hold a JSON object with "consumers"' % path)
-    return dict((k, v) for k, v in consumers.items() if isinstance(v, dict))
+    return _consumers(document, path)
 
 
 def _combine(merged: dict[str, dict[str, t.Any]], *own: dict[str, dict[str, t.Any]]) -> dict[str, dict[str, t.Any]]:
@@ -69,6 +78,13 @@ def _combine(merged: dict[str, dict[str, t.Any]], *own: dict[str, dict[str, t.An
 def _document(entries: dict[str, dict[str, t.Any]]) -> bytes:
     return (json.dumps({'version': VERSION, 'updated': iso(now()), 'consumers': dict(sorted(entries.items()))},
                        indent=2) + '\n').encode('utf-8')
+
+
+def _consumers(document: t.Any, where: str) -> dict[str, dict[str, t.Any]]:
+    consumers = document.get('consumers') if isinstance(document, dict) else None
+    if not isinstance(consumers, dict):
+        raise HistoryError('the rotation history %s must hold a JSON object with "consumers"' % where)
+    return dict((k, v) for k, v in consumers.items() if isinstance(v, dict))
 
 
 class MergedCache:
@@ -104,11 +120,30 @@ class MergedCache:
 
 
 class History:
-    """The history of one state directory; ``cache``: a MergedCache shared by the orgs of a task."""
+    """The history of one state directory, and of a secret store when ``store`` is given (a _stores Store whose path
+    template names {org}): each org's document is then read from the store and written to it as well.
+    ``cache``: a MergedCache shared by the orgs of a task."""
 
-    def __init__(self, state_dir: str, cache: MergedCache | None = None) -> None:
+    def __init__(self, state_dir: str, store: t.Any = None, cache: MergedCache | None = None) -> None:
         self.state_dir = state_dir or '.'
+        self.store = store
         self.cache = cache
+
+    def _store_target(self, org: str) -> t.Any:
+        try:
+            return self.store.target(fill(self.store.path_template, {'org': check_name(org, 'org name')}))
+        except StoreError as exc:
+            raise HistoryError('the rotation history in %s cannot be used: %s' % (self.store.kind, exc))
+
+    def _own(self, org: str) -> dict[str, dict[str, t.Any]]:
+        if self.store is None:
+            return _read(self.org_file(org))
+        target = self._store_target(org)
+        try:
+            document = target.read_data()
+        except StoreError as exc:
+            raise HistoryError('cannot read the rotation history: %s' % exc)
+        return _consumers(document, target.label) if document else {}
 
     @property
     def merged_file(self) -> str:
@@ -117,9 +152,25 @@ class History:
     def org_file(self, org: str) -> str:
         return os.path.join(self.state_dir, 'history.d', '%s.json' % check_name(org, 'org name'))
 
+    @contextlib.contextmanager
+    def lock(self, exclusive: bool = True) -> t.Iterator[None]:
+        """Held while history.json is merged (exclusive) or an org file written (shared); released on close."""
+        path = os.path.join(self.state_dir, LOCK_FILE)
+        try:
+            os.makedirs(self.state_dir, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, 'O_NOFOLLOW', 0), 0o600)
+        except OSError as exc:
+            raise HistoryError('cannot open the rotation history lock %s: %s' % (path, exc.strerror or type(exc).__name__))
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
     def entries(self, org: str) -> dict[str, dict[str, t.Any]]:
         """What the history knows of the org's consumers."""
-        own = _read(self.org_file(org))
+        own = self._own(org)
         if self.cache is not None:
             # copies: a caller may change an entry, the cache serves the next org too
             merged = self.cache.by_org(self.merged_file).get(org) or {}
@@ -129,8 +180,17 @@ class History:
 
     def _write_org(self, org: str, entries: dict[str, dict[str, t.Any]]) -> None:
         mine = dict((k, v) for k, v in entries.items() if k.startswith(org + '/'))
+        document = _document(mine)
+        if self.store is not None:
+            try:
+                self._store_target(org).write_data(json.loads(document))
+            except StoreError as exc:
+                raise HistoryError('cannot write the rotation history: %s' % exc)
         try:
-            write_durably(self.org_file(org), _document(mine))
+            with self.lock(exclusive=False):
+                write_durably(self.org_file(org), document)
+        except HistoryError:
+            raise
         except Exception as exc:  # DeliveryError: a secret-free message naming the file
             raise HistoryError('cannot write the rotation history: %s' % exc)
 
@@ -159,6 +219,10 @@ class History:
 
     def merge(self, rows: t.Iterable[dict[str, t.Any]]) -> str:
         """The report's merge: every org's file and this run's rows into history.json. -> its path."""
+        with self.lock():
+            return self._merge(rows)
+
+    def _merge(self, rows: t.Iterable[dict[str, t.Any]]) -> str:
         sources = []
         directory = os.path.join(self.state_dir, 'history.d')
         if os.path.isdir(directory):

@@ -36,6 +36,22 @@ DELIVER_OPTIONS: dict[str, dict[str, t.Any]] = {
     'aws_secretsmanager': {'type': 'dict', 'options': AWS_SECRETSMANAGER_OPTIONS},
 }
 
+# Where the rotation history may be kept besides STATE_DIR (AWX jobs, whose files are thrown away): one document
+# per org in a secret store, its path (or secret id) a template with {org}.
+HISTORY_PATH = 'sfdc_eca/history/{org}'
+
+
+def _defaulting(options: dict[str, dict[str, t.Any]], name: str, default: t.Any) -> dict[str, dict[str, t.Any]]:
+    options = copy.deepcopy(options)
+    options[name]['default'] = default
+    return options
+
+
+HISTORY_STORE_OPTIONS: dict[str, dict[str, t.Any]] = {
+    'hashi_vault': {'type': 'dict', 'options': _defaulting(HASHI_VAULT_OPTIONS, 'path', HISTORY_PATH)},
+    'aws_secretsmanager': {'type': 'dict', 'options': _defaulting(AWS_SECRETSMANAGER_OPTIONS, 'secret_id', HISTORY_PATH)},
+}
+
 VERIFY_JWT_OPTIONS: dict[str, dict[str, t.Any]] = {
     'username': {'type': 'str'},
     'private_key_file': {'type': 'path'},
@@ -72,6 +88,7 @@ ORG_OPTIONS: dict[str, dict[str, t.Any]] = {
     'vault_password_file': {'type': 'path', 'default': ''},
     'vault_id': {'type': 'str', 'default': ''},
     'state_dir': {'type': 'path', 'default': '.'},
+    'history_store': {'type': 'dict', 'default': {}, 'options': HISTORY_STORE_OPTIONS},
     'max_fail_percentage': {'type': 'float', 'default': 100},
 }
 
@@ -81,6 +98,7 @@ TASK_OPTIONS: dict[str, dict[str, t.Any]] = {
     'org': {'type': 'str'},
     'workers': {'type': 'int'},
     'canary_gate': {'type': 'bool', 'default': True},
+    'canary_run': {'type': 'str', 'default': ''},
     'handoff': {'type': 'dict', 'no_log': True},
     'failed_task': {'type': 'str'},
 }
@@ -92,6 +110,7 @@ AUDIT_OPTIONS: dict[str, dict[str, t.Any]] = {
     'audit_apps': {'type': 'list', 'elements': 'str', 'default': []},
     'expiry_warning_days': {'type': 'float', 'default': 7},
     'state_dir': ORG_OPTIONS['state_dir'],
+    'history_store': ORG_OPTIONS['history_store'],
 }
 
 

@@ -371,9 +371,21 @@ class Target:
     identity: tuple = ()
 
     def write(self, data: dict) -> None:
-        raise NotImplementedError
+        """Store a credential (``key`` and ``secret`` required)."""
+        payload = _check_data(data)
+        self.write_data(payload, payload['secret'])
 
     def read_back(self) -> str | None:
+        data = self.read_data()
+        key = data.get('key') if isinstance(data, dict) else None
+        return key if isinstance(key, str) else None
+
+    def write_data(self, data: dict, secret: str | None = None) -> None:
+        """Store ``data`` (any JSON mapping); ``secret``: a value of it to keep out of messages."""
+        raise NotImplementedError
+
+    def read_data(self) -> dict | None:
+        """The mapping the target holds now, or None when absent."""
         raise NotImplementedError
 
     def __repr__(self):
@@ -654,22 +666,22 @@ class VaultTarget(Target):
         exc.args = (exc.message,)
         return exc
 
-    def write(self, data: dict) -> None:
-        payload = _check_data(data)
+    def write_data(self, data: dict, secret: str | None = None) -> None:
+        payload = {str(k): v for k, v in data.items()}
         mount, path = self.store.cfg['mount'], self.path
 
         def write(client, cas=None):
             return client.secrets.kv.v2.create_or_update_secret(path=path, secret=payload, mount_point=mount, cas=cas)
 
         try:
-            self._call(write, 'writing', (payload['secret'],))
+            self._call(write, 'writing', (secret,))
         except StoreError as exc:
             if exc.reason != 'invalid' or 'check-and-set' not in exc.message:
                 raise
             # The mount (or secret) requires check-and-set: write on top of the current version.
             meta = self._metadata()
             version = int((meta or {}).get('current_version') or 0)
-            self._call(lambda c: write(c, cas=version), 'writing (check-and-set)', (payload['secret'],))
+            self._call(lambda c: write(c, cas=version), 'writing (check-and-set)', (secret,))
 
     def _metadata(self):
         mount, path = self.store.cfg['mount'], self.path
@@ -682,7 +694,7 @@ class VaultTarget(Target):
             raise
         return (answer or {}).get('data')
 
-    def read_back(self) -> str | None:
+    def read_data(self) -> dict | None:
         mount, path = self.store.cfg['mount'], self.path
         try:
             answer = self._call(lambda c: c.secrets.kv.v2.read_secret_version(
@@ -692,10 +704,7 @@ class VaultTarget(Target):
                 return None
             raise
         data = ((answer or {}).get('data') or {}).get('data')
-        if not isinstance(data, dict):
-            return None
-        key = data.get('key')
-        return key if isinstance(key, str) else None
+        return data if isinstance(data, dict) else None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -945,8 +954,8 @@ class AwsSecretsManagerTarget(Target):
         scrub = _Scrub(self.store.scrub.secrets | ({secret} if secret else set()))
         return self.store.conn.call(fn, scrub, self.label, what, tolerate=tolerate)
 
-    def write(self, data: dict) -> None:
-        payload = _check_data(data)
+    def write_data(self, data: dict, secret: str | None = None) -> None:
+        payload = {str(k): v for k, v in data.items()}
         body = json.dumps(payload, sort_keys=True)
         kms = self.store.cfg['kms_key_id']
         # One idempotency token for every retry of this write: AWS makes at most one version of it.
@@ -959,25 +968,26 @@ class AwsSecretsManagerTarget(Target):
             return client.put_secret_value(SecretId=sid, SecretString=body, ClientRequestToken=token)
 
         def create(client):
+            names = (payload.get('org'), payload.get('app_name'), payload.get('consumer_name'))
+            what = 'Salesforce consumer key and secret (%s %s %s)' % names if 'key' in payload else 'sfdc.eca data'
             kwargs = {'Name': sid, 'SecretString': body, 'ClientRequestToken': token,
-                      'Description': 'Salesforce consumer key and secret (%s %s %s), written by sfdc.eca'
-                                     % (payload.get('org'), payload.get('app_name'), payload.get('consumer_name'))}
+                      'Description': '%s, written by sfdc.eca' % what}
             if kms:
                 kwargs['KmsKeyId'] = kms
             return client.create_secret(**kwargs)
 
-        answer = self._call(update, 'writing', payload['secret'], tolerate=('ResourceNotFoundException',))
+        answer = self._call(update, 'writing', secret, tolerate=('ResourceNotFoundException',))
         if not isinstance(answer, Exception):
             return
         if sid.startswith('arn:'):
             raise StoreError('%s: writing failed: no secret with this ARN (a secret given by ARN is not created)'
                              % self.label, reason='not_found', store=self.kind, label=self.label)
-        answer = self._call(create, 'creating the secret', payload['secret'], tolerate=('ResourceExistsException',))
+        answer = self._call(create, 'creating the secret', secret, tolerate=('ResourceExistsException',))
         if isinstance(answer, Exception):
             # Created meanwhile by someone else: a new version then.
-            self._call(update, 'writing', payload['secret'])
+            self._call(update, 'writing', secret)
 
-    def read_back(self) -> str | None:
+    def read_data(self) -> dict | None:
         answer = self._call(lambda c: c.get_secret_value(SecretId=self.secret_id), 'reading back',
                             tolerate=('ResourceNotFoundException',))
         if isinstance(answer, Exception):
@@ -986,5 +996,4 @@ class AwsSecretsManagerTarget(Target):
             data = json.loads(answer.get('SecretString') or '')
         except ValueError:
             return None
-        key = data.get('key') if isinstance(data, dict) else None
-        return key if isinstance(key, str) else None
+        return data if isinstance(data, dict) else None

@@ -1,6 +1,6 @@
 """The AWX objects shipped in awx/: the survey passes AWX's survey validation and asks for variables
-the playbooks read; the workflow example wires audit -> approval -> rotate to job templates that
-exist, with playbooks the example project has.
+the playbooks read; the workflow example wires canary -> approval -> sliced rotate -> merge to job
+templates that exist, with playbooks the example project has.
 
 ``validate_survey_spec`` mirrors awx/api/views ``JobTemplateSurveySpec._validate_spec_data``.
 """
@@ -119,26 +119,40 @@ def test_project_playbooks_import_existing_collection_playbooks():
                 assert (ROOT / "playbooks" / (playbook + ".yml")).is_file(), target
 
 
-def test_workflow_is_audit_then_approval_then_rotate(workflow_tasks):
+def test_workflow_is_canary_then_approval_then_sliced_rotate_then_merge(workflow_tasks):
     templates = {t["awx.awx.job_template"]["name"]: t["awx.awx.job_template"] for t in workflow_tasks if "awx.awx.job_template" in t}
     for name, jt in templates.items():
         assert (PROJECT / jt["playbook"]).is_file(), (name, jt["playbook"])
     [wf] = [t["awx.awx.workflow_job_template"] for t in workflow_tasks if "awx.awx.workflow_job_template" in t]
     nodes = {n["identifier"]: n for n in wf["workflow_nodes"]}
-    order, current = [], "audit"
+    order, current = [], "canary"
     while current:
         node = nodes[current]
-        order.append((current, node["unified_job_template"]["type"]))
-        following = node.get("related", {}).get("success_nodes", [])
-        assert len(following) <= 1
-        current = following[0]["identifier"] if following else None
-    assert order == [("audit", "job_template"), ("approve", "workflow_approval"), ("rotate", "job_template")]
-    assert templates[nodes["audit"]["unified_job_template"]["name"]]["playbook"] == "audit.yml"
-    rotate_jt = templates[nodes["rotate"]["unified_job_template"]["name"]]
-    assert rotate_jt["playbook"] == "rotate.yml" and rotate_jt["survey_enabled"] is True
+        related = node.get("related", {})
+        edges = [(kind, n["identifier"]) for kind in ("success_nodes", "always_nodes", "failure_nodes") for n in related.get(kind, [])]
+        order.append((current, node["unified_job_template"]["type"], edges[0][0] if edges else None))
+        assert len(edges) <= 1, current
+        current = edges[0][1] if edges else None
+    assert order == [("canary", "job_template", "success_nodes"), ("approve", "workflow_approval", "success_nodes"),
+                     ("rotate", "job_template", "always_nodes"), ("merge", "job_template", None)]
+    assert set(nodes) == {"canary", "approve", "rotate", "merge"}
+    jt = {key: templates[nodes[key]["unified_job_template"]["name"]] for key in ("canary", "rotate", "merge")}
+    assert jt["canary"]["playbook"] == "rotate_canary.yml" and jt["canary"]["job_slice_count"] == 1
+    assert jt["rotate"]["playbook"] == "rotate.yml" and jt["rotate"]["survey_enabled"] is True
+    assert jt["rotate"]["job_slice_count"] == "{{ sfdc_eca_awx_slices }}"
+    assert jt["merge"]["playbook"] == "report_merge.yml" and jt["merge"]["job_slice_count"] == 1
+    # the merge is told how many slices to expect; every template shares the reports' and the history's volume
+    assert "sfdc_eca_slice_count" in jt["merge"]["extra_vars"] and "sfdc_eca_awx_slices" in jt["merge"]["extra_vars"]
+    for name, template in templates.items():
+        if name != "sfdc.eca check connection":
+            assert "sfdc_eca_awx_extra_vars" in template["extra_vars"], name
+    plays = yaml.safe_load(WORKFLOW.read_text())
+    assert set(plays[0]["vars"]["sfdc_eca_awx_extra_vars"]) == {"sfdc_eca_report_dir", "sfdc_eca_state_dir"}
+    # the workflow passes the canary's artifacts on; the canary and the slices take them as extra vars
+    assert jt["canary"]["ask_variables_on_launch"] and jt["rotate"]["ask_variables_on_launch"]
     assert re.search(r"survey_rotate\.json", WORKFLOW.read_text())
-    assert wf["survey_enabled"] is True and wf["survey_spec"] == rotate_jt["survey_spec"]
-    # nothing but the approval may sit between audit and rotate: no failure/always path reaches rotate
+    assert wf["survey_enabled"] is True and wf["survey_spec"] == jt["rotate"]["survey_spec"] == jt["canary"]["survey_spec"]
+    # only a passed canary and an approval reach the rotation: no failure or always path leads to approve or rotate
     for node in nodes.values():
         for kind in ("failure_nodes", "always_nodes"):
-            assert all(n["identifier"] != "rotate" for n in node.get("related", {}).get(kind, [])), node["identifier"]
+            assert all(n["identifier"] not in ("approve", "rotate") for n in node.get("related", {}).get(kind, [])), node["identifier"]

@@ -42,6 +42,8 @@ PLAYBOOK = """
   hosts: orgs
   gather_facts: false
   environment:
+    # the environment's credentials serve the org it names (SALESFORCE_INSTANCE_URL)
+    SALESFORCE_INSTANCE_URL: "{{ org_url }}"
     SALESFORCE_CLIENT_SECRET: "{{ admin_secret }}"
   module_defaults:
     group/sfdc.eca.eca:
@@ -243,7 +245,9 @@ def _run(sim, tmp_path, label, in_process):
     env.setdefault("ANSIBLE_COLLECTIONS_PATH", os.path.dirname(os.path.dirname(os.path.dirname(ROOT))))
     env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(work / "tmp"), ANSIBLE_HOST_KEY_CHECKING="False",
                ANSIBLE_CALLBACK_PLUGINS=str(work / "callbacks"), ANSIBLE_CALLBACKS_ENABLED="capture",
-               CAPTURE_FILE=str(work / "capture.jsonl"))
+               CAPTURE_FILE=str(work / "capture.jsonl"),
+               # ansible-core 2.21+ returns invocation only when asked (earlier releases always do)
+               ANSIBLE_INJECT_INVOCATION="true")
     bindir = os.path.dirname(sys.executable)
     start = time.perf_counter()
     proc = subprocess.run([os.path.join(bindir, "ansible-playbook"), "-i", str(work / "inventory.json"),
@@ -267,7 +271,10 @@ def _normalize(value, sim, table):
         out = {}
         for k in sorted(value):
             v = value[k]
-            if k in RANDOM_KEYS and isinstance(v, str) and v:
+            if k == "exception" and isinstance(v, str):
+                # a traceback (ansible-core < 2.19 at -vvv): the module's frames are not the plugin's
+                out[k] = "<traceback>"
+            elif k in RANDOM_KEYS and isinstance(v, str) and v:
                 if v.startswith("..."):  # a key suffix in a diff
                     v = table.setdefault(("suffix", v), "<suffix#%d>" % len(table))
                 else:

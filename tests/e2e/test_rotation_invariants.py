@@ -6,12 +6,13 @@ the engine: each failed on the engine before the plain-Python rewrite (commit ce
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "safety"))
+from safety_helpers import crash  # noqa: E402
 PLAIN = {"orgs": [{"name": "org%02d" % i, "admin": {"username": "admin@inv.test"},
                    "apps": [{"developer_name": "Billing_Sync", "label": "Billing Sync", "consumers": [{"name": "Billing"}]}]}
                   for i in (1, 2)]}
@@ -93,25 +94,6 @@ def test_I2_a_token_endpoint_that_does_not_answer_never_deletes_a_pair(sim_facto
     assert _consumer(sim, "org02").staged["key"] == waiting["key"]
 
 
-def _tree(pid):
-    """pid and all its descendants (ansible's workers call setsid: a process group is not enough)."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % entry) as handle:
-                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        out.append(current)
-        todo.extend(children.get(current, []))
-    return out
-
-
 def _kill_after_the_patch_left(proc, intent_file, sim, deadline=120):
     """SIGKILL ansible-playbook once its PATCH is on the wire (the simulator holds the answer back)."""
     end = time.time() + deadline
@@ -122,11 +104,7 @@ def _kill_after_the_patch_left(proc, intent_file, sim, deadline=120):
             raise AssertionError("the run ended before it promoted:\n" + proc.stdout.read())
         time.sleep(0.05)
     time.sleep(0.8)
-    for pid in _tree(proc.pid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    crash(proc)  # ansible's workers call setsid(): the whole tree, not the process group
     proc.wait()
     while time.time() < end and not _patches(sim):
         time.sleep(0.05)

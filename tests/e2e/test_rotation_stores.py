@@ -77,3 +77,76 @@ def test_native_store_deliveries(sim_factory, tmp_path, ansible, e2e, openbao, m
     for value in (writer, reader, secret_id, moto.secret_key, openbao.root_token):
         assert value not in text
     assert e2e.leaks(text, sim) == []
+
+
+def _fresh_state(ansible, tmp_path, n):
+    """A new AWX job: its project folder, and so its state dir and report dir, start empty."""
+    ansible.report_dir = tmp_path / ("job-%d" % n)
+    return {"sfdc_eca_report_dir": str(ansible.report_dir)}
+
+
+def test_the_history_in_a_secret_store_outlives_the_job(sim_factory, tmp_path, ansible, e2e, openbao, moto, unique):
+    """sfdc_eca_history_store: each job starts with an empty state dir, as AWX jobs do; the next job still skips the
+    consumers the previous one rotated (min_age_days), and recognises a promotion a killed job never recorded."""
+    sim = sim_factory({"orgs": [dict(SEED["orgs"][0], name="org01"), dict(SEED["orgs"][1], name="org02")]})
+    token = openbao.token([openbao.policy("%s-h" % unique, 'path "secret/data/%s/*" {capabilities = ["create", "update", '
+                                          '"read"]}' % unique)])
+    stores = {"org01": {"hashi_vault": {"url": openbao.url, "token": token, "path": unique + "/history/{org}"}},
+              "org02": {"aws_secretsmanager": {"secret_id": unique + "/history/{org}", "endpoint_url": moto.url}}}
+    deliver = {"vault_file": str(tmp_path / "out" / "{org}.vault.yml"), "vault_password_file": str(tmp_path / "pw")}
+    (tmp_path / "pw").write_text("history-test-pw\n")
+    hosts = dict((org, e2e.org_host(sim, org, [{"app_name": "Billing_Sync", "deliver": deliver}],
+                                    sfdc_eca_history_store=stores[org])) for org in ("org01", "org02"))
+    inventory = e2e.write_inventory(tmp_path / "inventory.yml", hosts)
+    ansible.env.update(AWS_ACCESS_KEY_ID=moto.access_key, AWS_SECRET_ACCESS_KEY=moto.secret_key, AWS_REGION=moto.region)
+
+    first = ansible.playbook("rotate.yml", inventory, extra_vars=dict(_fresh_state(ansible, tmp_path, 1), sfdc_eca_canary_size=0))
+    assert first.returncode == 0, e2e.tail(first)
+    assert {r["outcome"] for r in first.report["rows"]} == {"rotated"}
+    kept = openbao.kv_get("%s/history/org01" % unique)["data"]
+    assert kept["consumers"]["org01/Billing_Sync/Billing"]["rotations"] == 1
+    assert json.loads(moto.secret("%s/history/org02" % unique)["SecretString"])["consumers"]
+    mains = dict((org, _main(sim, org)) for org in ("org01", "org02"))
+
+    sim.reset_log()
+    second = ansible.playbook("rotate.yml", inventory, extra_vars=dict(_fresh_state(ansible, tmp_path, 2), sfdc_eca_canary_size=0))
+    assert second.returncode == 0, e2e.tail(second)
+    assert {(r["org"], r["plan"], r["outcome"]) for r in second.report["rows"]} == {
+        ("org01", "skip", "skipped"), ("org02", "skip", "skipped")}, second.report["rows"]
+    assert all(sim.write_count(org) == 0 and _main(sim, org) == mains[org] for org in mains)
+    text = first.output + second.output + json.dumps(first.report) + json.dumps(second.report)
+    assert token not in text and moto.secret_key not in text
+
+
+def test_a_promotion_a_killed_job_never_recorded_is_found_by_the_next_job(sim_factory, tmp_path, ansible, e2e, openbao,
+                                                                          unique):
+    """I3 across AWX jobs: the job dies after its PATCH went out; the next job, with an empty state dir, finds the
+    intent in the store and records the promotion instead of promoting again."""
+    import os
+    import subprocess
+    from test_rotation_invariants import ROOT, _kill_after_the_patch_left, _patches
+    sim = sim_factory({"orgs": [dict(SEED["orgs"][0], name="org01")]})
+    token = openbao.token([openbao.policy("%s-h" % unique, 'path "secret/data/%s/*" {capabilities = ["create", "update", '
+                                          '"read"]}' % unique)])
+    store = {"hashi_vault": {"url": openbao.url, "token": token, "path": unique + "/history/{org}"}}
+    (tmp_path / "pw").write_text("history-test-pw\n")
+    deliver = {"vault_file": str(tmp_path / "out" / "{org}.vault.yml"), "vault_password_file": str(tmp_path / "pw")}
+    inventory = e2e.write_inventory(tmp_path / "inventory.yml", {"org01": e2e.org_host(
+        sim, "org01", [{"app_name": "Billing_Sync", "deliver": deliver}], sfdc_eca_history_store=store)})
+    sim.add_fault("org01", "latency", method="PATCH", endpoint="staged_item", times=1, seconds=3)
+    variables = dict(_fresh_state(ansible, tmp_path, 1), sfdc_eca_verify_delay=0, sfdc_eca_replace_rotated=True)
+    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory,
+                             os.path.join(ROOT, "playbooks", "rotate.yml"), "-e", json.dumps(variables)],
+                            env=ansible.env, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, stdin=subprocess.DEVNULL)
+    _kill_after_the_patch_left(proc, ansible.report_dir / "history.d" / "org01.json", sim)
+    promoted = _main(sim, "org01")
+    assert len(_patches(sim)) == 1 and "promoting_fp" in openbao.kv_get("%s/history/org01" % unique)["data"]["consumers"][
+        "org01/Billing_Sync/Billing"]
+
+    rerun = ansible.playbook("rotate.yml", inventory, extra_vars=dict(_fresh_state(ansible, tmp_path, 2),
+                                                                      sfdc_eca_replace_rotated=True))
+    assert rerun.returncode == 0, e2e.tail(rerun)
+    [row] = rerun.report["rows"]
+    assert (row["plan"], row["outcome"]) == ("finish", "rotated"), row
+    assert len(_patches(sim)) == 1 and _main(sim, "org01") == promoted

@@ -183,12 +183,51 @@ def sandbox(tmp_path):
     return SafetyRun(tmp_path / "sandbox")
 
 
+def process_tree(pid):
+    """pid and its descendants, parents first. ansible-core's workers call setsid(): the process group of
+    ansible-playbook does not hold them, so a kill of that group leaves the worker running the rotation."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/stat" % name, "rb") as f:
+                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop(0)
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def crash(proc):
+    """SIGKILL ansible-playbook and every process it started, as one crash: each is stopped first (none sees
+    another die and reacts, none forks unseen), then all are killed."""
+    stopped = []
+    while True:
+        new = [p for p in process_tree(proc.pid) if p not in stopped]
+        if not new:
+            break
+        for p in new:
+            try:
+                os.kill(p, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        stopped += new
+    for p in stopped:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return stopped
+
+
 def kill_tree(proc):
-    """SIGKILL a process started with start_new_session (its whole process group)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    """SIGKILL ansible-playbook and every process it started (``crash``), and reap it."""
+    crash(proc)
     proc.wait(timeout=30)
 
 

@@ -205,7 +205,8 @@ def test_counts_and_reset_log(sim, rest):
     assert sim.counts("org01") == {"POST token": 1, "GET usage": 1, "POST staged": 1}
     assert sim.write_count("org01") == 1 and sim.write_count() == 1
     e = sim.requests("org01")[1]
-    assert set(e) == {"org", "method", "endpoint", "path", "query", "status", "fault", "time"}
+    assert set(e) == {"org", "listener", "method", "endpoint", "path", "query", "status", "fault", "time",
+                      "secret_owners"}
     assert (e["org"], e["method"], e["endpoint"], e["path"], e["status"]) == (
         "org01", "GET", "usage", "/services/data/v65.0/apps/oauth/usage", 200)
     sim.reset_log()

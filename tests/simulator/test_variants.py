@@ -19,7 +19,10 @@ def test_defaults(sim):
     assert sim.variants() == {"post_over_rotated": "reject", "empty_staged": "empty_list", "post_body": "wrapper",
                               "staged_url_spelling": "Url", "staged_id_on_rotate": "keep",
                               "refresh_token_rotation": "off", "error_body": "array",
-                              "disabled_scope": "credentials"}
+                              "disabled_scope": "credentials", "secret_access_off": "forbidden",
+                              "rotate_answer": "rotated", "usage_lists": "all", "paging": "null_next",
+                              "id_length": "18", "state_case": "title", "expired_staged": "stays",
+                              "consumer_names": "own", "max_api_version": "67.0", "rate_limit": "off"}
     assert set(VARIANTS) == set(sim.variants())
 
 

@@ -1,5 +1,8 @@
 """Each auth flow end to end against the simulator's token endpoint."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa

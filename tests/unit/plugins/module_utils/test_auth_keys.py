@@ -1,5 +1,8 @@
 """Auth strategy validation and the JWT assertion, without a server."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import base64
 import json
 

@@ -1,6 +1,9 @@
 """The client's HTTP transport (_http.Http) over real HTTPS to the simulator: the environment's proxy and CA
 settings, and the answer object the client reads."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import base64
 import select
 import socket

@@ -1,8 +1,11 @@
 """The module logic (run_*) against the simulator: transitions, idempotence, check mode, ambiguity, errors, budgets."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import pytest
 
-from ansible_collections.sfdc.eca.plugins.module_utils._errors import EcaInputError, EcaStateError
+from ansible_collections.sfdc.eca.plugins.module_utils._errors import EcaInputError, EcaNotFoundError, EcaStateError
 from ansible_collections.sfdc.eca.plugins.module_utils._operations import (
     run_credential_info,
     run_staged_credential,
@@ -470,10 +473,11 @@ def test_staged_id_with_present_is_an_input_error(esim, staged):
 
 
 def test_unknown_consumer_id_given_with_app_id_is_named(esim, staged):
-    with pytest.raises(EcaInputError, match="has no consumer with id '8885g0000000NoSuch'"):
+    with pytest.raises(EcaNotFoundError, match="has no consumer with id '8885g0000000NoSuch'"):
         staged(by_id=True, consumer_id='8885g0000000NoSuch')
-    # The only write tried is the POST that the API refused with 404: nothing landed.
-    assert [(e['method'], e['status']) for e in esim.requests('org01') if e['method'] != 'GET'] == [('POST', 404)]
+    # The 404 of its staged slot is checked before anything is written: no write was tried.
+    assert esim.write_count('org01') == 0
+    assert esim.counts('org01') == {'GET staged': 1, 'GET consumer': 1, 'GET credentials': 1}
 
 
 def test_rotated_by_staged_id_whose_answer_is_lost_reports_the_promoted_main_key(esim, staged):

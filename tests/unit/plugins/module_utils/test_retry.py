@@ -1,5 +1,8 @@
 """RetryPolicy arithmetic (no simulator): full jitter, cap, Retry-After parsing."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import email.utils
 
 import pytest

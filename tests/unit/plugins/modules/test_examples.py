@@ -1,5 +1,8 @@
 """Each module's EXAMPLES run as written against the simulator (only host, ids and paths substituted)."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import os
 import pathlib
 import subprocess

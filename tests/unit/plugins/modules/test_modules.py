@@ -1,9 +1,11 @@
 """The thin modules end to end in-process: AnsibleModule validation, env fallbacks, fail_json shape, no_log."""
 
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
 import json
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.sfdc.eca.plugins.modules import (
     eca_credential_info,
@@ -11,6 +13,7 @@ from ansible_collections.sfdc.eca.plugins.modules import (
     eca_token,
     eca_usage_info,
 )
+from core_testing import patch_module_args
 
 
 def run_module(module, args, capsys):

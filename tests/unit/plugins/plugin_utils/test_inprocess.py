@@ -20,7 +20,8 @@ from ansible_collections.sfdc.eca.plugins.action import (
     eca_usage_info,
 )
 from ansible_collections.sfdc.eca.plugins.module_utils._errors import EcaAuthError, EcaInputError
-from ansible_collections.sfdc.eca.plugins.plugin_utils import _inprocess
+from ansible_collections.sfdc.eca.plugins.plugin_utils import _compat, _inprocess
+from core_testing import INVOCATION
 
 SECRET = 'sEcReT-value-0123456789'
 BASE_ARGS = {'instance_url': 'https://127.0.0.1:9', 'client_id': '3MVGkey', 'client_secret': SECRET}
@@ -105,7 +106,7 @@ def test_path_choice(monkeypatch, transport, become, async_val, env, expect_modu
     act = make_action(eca_token, BASE_ARGS, transport=transport, become=become, async_val=async_val, runner=runner)
     act._execute_module = mock.MagicMock(return_value={'changed': False, 'from': 'module'})
     act._remove_tmp_path = mock.MagicMock()
-    result = act.run(task_vars={})
+    result = act.run(task_vars=dict(INVOCATION))
     if expect_module:
         assert act._execute_module.called
         assert result['from'] == 'module'
@@ -121,15 +122,29 @@ def test_task_environment_can_force_module_path():
     act = make_action(eca_token, BASE_ARGS, environment=[{'SFDC_ECA_IN_PROCESS': False}], runner=runner)
     act._execute_module = mock.MagicMock(return_value={'changed': False})
     act._remove_tmp_path = mock.MagicMock()
-    act.run(task_vars={})
+    act.run(task_vars=dict(INVOCATION))
     assert act._execute_module.called and runner.calls == []
+
+
+def test_a_core_without_the_internals_runs_the_module_with_a_vvv_note(monkeypatch):
+    """On an ansible-core whose internals _compat does not know, the task runs as a module, never a traceback."""
+    monkeypatch.setattr(_compat, 'IN_PROCESS_UNAVAILABLE', 'ansible-core 9.9.0 has neither JSON trip')
+    runner = Recorder()
+    act = make_action(eca_token, BASE_ARGS, runner=runner)
+    act._execute_module = mock.MagicMock(return_value={'changed': False, 'from': 'module'})
+    act._remove_tmp_path = mock.MagicMock()
+    with mock.patch.object(act._display, 'vvv') as vvv:
+        result = act.run(task_vars=dict(INVOCATION))
+    assert result['from'] == 'module' and runner.calls == []
+    assert vvv.call_args_list == [mock.call('sfdc.eca.eca_token: running as a module '
+                                            '(ansible-core 9.9.0 has neither JSON trip)')]
 
 
 def test_bad_escape_hatch_value_is_an_error(monkeypatch):
     monkeypatch.setenv('SFDC_ECA_IN_PROCESS', 'sometimes')
     act = make_action(eca_token, BASE_ARGS, runner=Recorder())
     with pytest.raises(AnsibleActionFail, match="SFDC_ECA_IN_PROCESS must be a boolean.*'sometimes'"):
-        act.run(task_vars={})
+        act.run(task_vars=dict(INVOCATION))
 
 
 # -- AnsibleModule emulation ---------------------------------------------------
@@ -138,7 +153,7 @@ def test_defaults_types_and_flags_reach_the_operation():
     runner = Recorder({'changed': True})
     args = dict(BASE_ARGS, timeout='12', app_name='Billing_Sync', state='rotated')
     act = make_action(eca_staged_credential, args, check_mode=True, diff=True, runner=runner)
-    act.run(task_vars={})
+    act.run(task_vars=dict(INVOCATION))
     call = runner.calls[0]
     assert call['check_mode'] is True and call['diff'] is True
     params = call['params']
@@ -153,7 +168,7 @@ def test_defaults_types_and_flags_reach_the_operation():
 def test_missing_required_option_fails_like_the_module():
     runner = Recorder()
     act = make_action(eca_token, {'client_id': 'k', 'client_secret': SECRET}, runner=runner)
-    result = act.run(task_vars={})
+    result = act.run(task_vars=dict(INVOCATION))
     assert result['failed'] is True
     assert result['msg'] == 'missing required arguments: instance_url'
     assert runner.calls == []
@@ -162,7 +177,7 @@ def test_missing_required_option_fails_like_the_module():
 
 def test_unsupported_option_names_the_module():
     act = make_action(eca_usage_info, dict(BASE_ARGS, bogus=1), action='sfdc.eca.eca_usage_info', runner=Recorder())
-    result = act.run(task_vars={})
+    result = act.run(task_vars=dict(INVOCATION))
     assert result['failed'] is True
     assert result['msg'].startswith('Unsupported parameters for (sfdc.eca.eca_usage_info) module: bogus.')
     assert 'Supported parameters include:' in result['msg']
@@ -170,17 +185,17 @@ def test_unsupported_option_names_the_module():
 
 def test_mutually_exclusive_and_required_one_of():
     act = make_action(eca_credential_info, dict(BASE_ARGS, app_name='A', app_id='0xI'), runner=Recorder())
-    assert act.run(task_vars={})['msg'] == 'parameters are mutually exclusive: app_name|app_id'
+    assert act.run(task_vars=dict(INVOCATION))['msg'] == 'parameters are mutually exclusive: app_name|app_id'
     act = make_action(eca_credential_info, dict(BASE_ARGS), runner=Recorder())
-    assert act.run(task_vars={})['msg'] == 'one of the following is required: app_name, app_id'
+    assert act.run(task_vars=dict(INVOCATION))['msg'] == 'one of the following is required: app_name, app_id'
 
 
 def test_bad_choice_and_bad_type():
     act = make_action(eca_staged_credential, dict(BASE_ARGS, app_name='A', state='gone'), runner=Recorder())
-    msg = act.run(task_vars={})['msg']
+    msg = act.run(task_vars=dict(INVOCATION))['msg']
     assert msg.startswith('value of state must be one of: present, rotated, absent, got: gone')
     act = make_action(eca_token, dict(BASE_ARGS, timeout='soon'), runner=Recorder())
-    assert "timeout" in act.run(task_vars={})['msg'] and 'float' in act.run(task_vars={})['msg']
+    assert "timeout" in act.run(task_vars=dict(INVOCATION))['msg'] and 'float' in act.run(task_vars=dict(INVOCATION))['msg']
 
 
 def test_env_fallback_from_task_environment_and_controller(monkeypatch):
@@ -190,7 +205,7 @@ def test_env_fallback_from_task_environment_and_controller(monkeypatch):
     env = [{'SALESFORCE_INSTANCE_URL': 'https://127.0.0.1:9', 'SALESFORCE_CLIENT_SECRET': SECRET},
            {'SALESFORCE_API_VERSION': '65.0'}]  # later entries win, as for the module
     act = make_action(eca_token, {}, environment=env, runner=runner)
-    result = act.run(task_vars={})
+    result = act.run(task_vars=dict(INVOCATION))
     params = runner.calls[0]['params']
     assert params['instance_url'] == 'https://127.0.0.1:9'
     assert params['client_id'] == 'from-controller'
@@ -208,7 +223,7 @@ def test_no_log_values_are_masked_everywhere_but_bools_survive():
     runner = Recorder({'changed': True, 'echo': 'prefix %s suffix' % SECRET, 'nested': [{'v': SECRET}],
                        'verify_only': False, 'nothing': None})
     act = make_action(eca_token, BASE_ARGS, runner=runner)
-    result = act.run(task_vars={})
+    result = act.run(task_vars=dict(INVOCATION))
     assert SECRET not in repr(result)
     assert result['nested'] == [{'v': 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'}]
     assert result['echo'] == 'prefix ******** suffix'
@@ -217,14 +232,15 @@ def test_no_log_values_are_masked_everywhere_but_bools_survive():
     assert inv['client_id'] == '3MVGkey'
     assert inv['client_secret'] == 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
     assert inv['access_token'] is None and inv['verify_only'] is False
-    assert result['_ansible_parsed'] is True
+    # what _execute_module adds to a parsed module result, up to ansible-core 2.20
+    assert result.get('_ansible_parsed') is (True if _compat.CORE_VERSION < (2, 21) else None)
 
 
 def test_eca_error_becomes_the_module_failure():
     exc = EcaAuthError('the token endpoint refused client_credentials: invalid_client', error='invalid_client',
                        description='invalid client credentials', status=400, auth_flow='client_credentials')
     act = make_action(eca_token, BASE_ARGS, runner=Recorder(exc=exc))
-    result = act.run(task_vars={})
+    result = act.run(task_vars=dict(INVOCATION))
     assert result['failed'] is True
     assert result['msg'] == 'the token endpoint refused client_credentials: invalid_client'
     assert result['error'] == 'invalid_client' and result['status'] == 400
@@ -232,9 +248,41 @@ def test_eca_error_becomes_the_module_failure():
     assert 'invocation' in result
 
 
+@pytest.mark.parametrize('task_vars,env', [({}, None), ({'ansible_inject_invocation': False}, None),
+                                           ({}, 'false'), ({}, 'true'), ({'ansible_inject_invocation': True}, None)])
+def test_invocation_is_returned_when_this_core_would_return_it(monkeypatch, task_vars, env):
+    """ansible-core 2.21 returns a module's invocation only with INJECT_INVOCATION (off by default); earlier
+    releases always do. The in-process result follows the setting as the module's does."""
+    monkeypatch.delenv('ANSIBLE_INJECT_INVOCATION', raising=False)
+    if env is not None:
+        monkeypatch.setenv('ANSIBLE_INJECT_INVOCATION', env)
+    result = make_action(eca_token, BASE_ARGS, runner=Recorder()).run(task_vars=task_vars)
+    asked = task_vars.get('ansible_inject_invocation', env == 'true')
+    expect = asked if _compat.CORE_VERSION >= (2, 21) else True
+    assert ('invocation' in result) is expect, result
+    if expect:
+        assert result['invocation']['module_args']['client_secret'] == 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
+    assert SECRET not in repr(result)
+
+
+@pytest.mark.parametrize('verbosity', [0, 2, 3, 4])
+def test_a_failure_carries_a_traceback_where_this_cores_module_would(verbosity):
+    """Up to ansible-core 2.18, fail_json while handling an exception adds its traceback at -vvv."""
+    exc = EcaAuthError('the token endpoint refused client_credentials: invalid_client', error='invalid_client',
+                       description='invalid client credentials', status=400, auth_flow='client_credentials')
+    act = make_action(eca_token, BASE_ARGS, runner=Recorder(exc=exc))
+    with mock.patch.object(act._display, 'verbosity', verbosity):
+        result = act.run(task_vars=dict(INVOCATION))
+    assert result['failed'] is True and SECRET not in repr(result)
+    if _compat.CORE_VERSION < (2, 19) and verbosity >= 3:
+        assert 'in __call__' in result['exception'] and 'raise self.exc' in result['exception']
+    else:
+        assert 'exception' not in result
+
+
 def test_bad_input_from_client_construction_fails_cleanly():
     act = make_action(eca_token, dict(BASE_ARGS, instance_url='ftp://example.invalid'), runner=Recorder())
-    result = act.run(task_vars={})
+    result = act.run(task_vars=dict(INVOCATION))
     assert result['failed'] is True
     assert 'ftp://example.invalid' in result['msg']
     assert result['error_type'] == EcaInputError.__name__
@@ -242,13 +290,13 @@ def test_bad_input_from_client_construction_fails_cleanly():
 
 def test_results_are_plain_json_types():
     runner = Recorder({'changed': False, 'pair': ('a', 'b'), 'n': 3})
-    result = make_action(eca_token, BASE_ARGS, runner=runner).run(task_vars={})
+    result = make_action(eca_token, BASE_ARGS, runner=runner).run(task_vars=dict(INVOCATION))
     assert result['pair'] == ['a', 'b'] and isinstance(result['pair'], list)
 
 
 def test_unexpected_exception_fails_the_task_with_masked_message():
     runner = Recorder(exc=ValueError('cannot parse %s' % SECRET))
-    result = make_action(eca_token, BASE_ARGS, runner=runner).run(task_vars={})
+    result = make_action(eca_token, BASE_ARGS, runner=runner).run(task_vars=dict(INVOCATION))
     assert result['failed'] is True
     assert result['msg'].startswith('MODULE FAILURE: sfdc.eca.eca_token raised ValueError: cannot parse ')
     assert SECRET not in repr(result)
@@ -278,7 +326,7 @@ def test_in_process_run_marks_a_staging_result_no_log():
     action = make_action(eca_staged_credential, dict(BASE_ARGS, app_name='Billing_Sync'),
                          action='sfdc.eca.eca_staged_credential', runner=runner)
     with mock.patch.object(_inprocess, 'build_client'):
-        result = action.run(task_vars={})
+        result = action.run(task_vars=dict(INVOCATION))
     assert result['_ansible_no_log'] is True
     assert result['staged_credential']['secret'] == 'fresh-staged-secret-42'
 

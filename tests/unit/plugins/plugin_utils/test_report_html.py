@@ -76,7 +76,7 @@ def test_only_known_fields_are_rendered():
 
 def test_no_request_markup_and_a_csp_that_allows_only_this_script():
     page = rh.render_html(_report(_rows()))
-    markup = page.split('<script type="application/json"')[0]
+    markup = page.split('<script type="application/json"', maxsplit=1)[0]
     assert not re.search(r'\b(src|href|srcset|action|formaction|xlink:href)\s*=', markup)
     assert '<link' not in page and '@import' not in page and 'url(' not in page
     csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">', page).group(1)

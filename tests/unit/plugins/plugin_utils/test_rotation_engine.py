@@ -473,3 +473,13 @@ def test_a_target_claimed_by_another_org_of_the_run_is_refused(sim_factory, tmp_
         second['error'], second
     assert fleet_sim.write_count('fleet01') == 0
     assert decrypt(tmp_path / 'out' / 'Billing.vault.yml')['org'] == 'fleet00'
+
+
+def test_a_broken_history_file_fails_the_org_in_its_plan_naming_the_file(esim, org, tmp_path):
+    (tmp_path / 'state').mkdir()
+    (tmp_path / 'state' / 'history.json').write_text('{broken')
+    esim.reset_log()
+    out = run(org())
+    [row] = out['records']
+    assert (row['outcome'], row['phase']) == ('failed', 'plan') and 'history.json is not valid JSON' in row['error'], row
+    assert writes(esim) == []

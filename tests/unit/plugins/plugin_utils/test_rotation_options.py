@@ -13,7 +13,7 @@ ROLE_SPECS = yaml.safe_load(open(os.path.join(ROOT, 'roles', 'rotation', 'meta',
 # the role's own options (playbooks and report), not an org's rotation options
 ROLE_ONLY = {'sfdc_eca_delivery_no_log', 'sfdc_eca_canary_size', 'sfdc_eca_batch_size', 'sfdc_eca_task_per_org',
              'sfdc_eca_workers', 'sfdc_eca_fail_on_error', 'sfdc_eca_report_dir', 'sfdc_eca_console_max_rows',
-             'sfdc_eca_expiry_warning_days', 'sfdc_eca_audit_apps', 'sfdc_eca_report_kind'}
+             'sfdc_eca_expiry_warning_days', 'sfdc_eca_audit_apps', 'sfdc_eca_report_kind', 'sfdc_eca_canary_run'}
 # defaults the role computes from other variables
 ROLE_DEFAULTS = {'sfdc_eca_state_dir': '{{ sfdc_eca_report_dir }}'}
 

@@ -151,6 +151,16 @@ def test_a_failed_write_leaves_the_old_file_and_says_it_did_not_reach(tmp_path, 
     assert stat.S_IMODE(os.stat(target.parent).st_mode) == 0o700
 
 
+def test_the_next_write_removes_what_a_killed_write_left(tmp_path):
+    (tmp_path / 'd').mkdir()
+    left = tmp_path / 'd' / '.f.yml.0123456789abcdef.tmp'
+    left.write_text('encrypted leftover')
+    other = tmp_path / 'd' / '.g.yml.0123456789abcdef.tmp'
+    other.write_text('another target\'s')
+    delivery.write_durably(str(tmp_path / 'd' / 'f.yml'), b'new')
+    assert sorted(p.name for p in (tmp_path / 'd').iterdir()) == ['.g.yml.0123456789abcdef.tmp', 'f.yml']
+
+
 def test_a_planted_symlink_is_not_followed(tmp_path):
     outside = tmp_path / 'outside'
     outside.write_text('untouched')

@@ -39,17 +39,17 @@ def test_history_entries_with_a_shared_cache_equal_the_plain_reading(tmp_path):
     own._write_org('org1', {'org1/A/C': {'org': 'org1', 'key_fp': 'newer', 'last_run': '2030-01-01T00:00:00Z'}})
     cache = history.MergedCache()
     for org in ('org1', 'org10', 'org2'):
-        assert history.History(str(tmp_path), cache).entries(org) == history.History(str(tmp_path)).entries(org)
-    assert history.History(str(tmp_path), cache).entries('org1')['org1/A/C']['key_fp'] == 'newer'
+        assert history.History(str(tmp_path), cache=cache).entries(org) == history.History(str(tmp_path)).entries(org)
+    assert history.History(str(tmp_path), cache=cache).entries('org1')['org1/A/C']['key_fp'] == 'newer'
     # the report replaces history.json: the cache reads the new file
     write_history(tmp_path / 'history.json', {'org1/B/D': {'org': 'org1', 'key_fp': 'f9'}})
-    assert history.History(str(tmp_path), cache).entries('org1')['org1/B/D']['key_fp'] == 'f9'
+    assert history.History(str(tmp_path), cache=cache).entries('org1')['org1/B/D']['key_fp'] == 'f9'
     # an entry changed by one caller does not change what the cache gives the next
-    entries = history.History(str(tmp_path), cache).entries('org1')
+    entries = history.History(str(tmp_path), cache=cache).entries('org1')
     entries['org1/B/D']['key_fp'] = 'changed by a caller'
-    assert history.History(str(tmp_path), cache).entries('org1')['org1/B/D']['key_fp'] == 'f9'
+    assert history.History(str(tmp_path), cache=cache).entries('org1')['org1/B/D']['key_fp'] == 'f9'
     os.unlink(tmp_path / 'history.json')
-    assert history.History(str(tmp_path), cache).entries('org10') == {}
+    assert history.History(str(tmp_path), cache=cache).entries('org10') == {}
 
 
 def test_history_cache_reports_a_broken_file_each_time(tmp_path):
@@ -57,7 +57,7 @@ def test_history_cache_reports_a_broken_file_each_time(tmp_path):
     cache = history.MergedCache()
     for _attempt in range(2):
         try:
-            history.History(str(tmp_path), cache).entries('org1')
+            history.History(str(tmp_path), cache=cache).entries('org1')
         except history.HistoryError as exc:
             assert 'not valid JSON' in str(exc)
         else:
