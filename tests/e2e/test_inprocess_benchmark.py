@@ -5,6 +5,7 @@ CSV, Markdown and PNG outputs are written with the expected rows.
 """
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -59,4 +60,8 @@ def test_benchmark_smoke_every_delivery(tmp_path):
     # the tasks file's debug task ran once per org, inside the role's per-org tasks
     assert float(tasks_file["host_tasks_per_org"]) > float(next(
         r for r in rows if r["delivery"] == "file" and r["scenario"] == "a")["host_tasks_per_org"]) + 1
+    # ... as one task for all orgs of a batch (their hosts on the forks together), not one task start per org
+    with open(out / "role-tasks-tasks_file-n3.json") as f:
+        user_task = next(t for t in json.load(f) if t["task"].endswith("Hand the new pair to an integration (benchmark)"))
+    assert user_task["ok"] == 3 and user_task["runs"] == 2, user_task  # once per batch: the canary, the rest
     assert not (out / "work").exists()
