@@ -431,7 +431,11 @@ def run_one(scenario, n, forks, outdir, workdir, kind, stores, addressing="auto"
         if scenario == "a":
             env.update(ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, "callback_plugins"),
                        ANSIBLE_CALLBACKS_ENABLED="bench_task_times", BENCH_TASK_TIMES=times_file)
-        if profile and scenario == "a":
+        if profile == "memory" and scenario == "a":
+            # tracemalloc from the interpreter's start (slows the run); the largest snapshot by source line
+            env.update(PYTHONTRACEMALLOC="1", BENCH_MEMORY=os.path.join(outdir, "memory-%s.json" % tag),
+                       ANSIBLE_CALLBACKS_ENABLED=env["ANSIBLE_CALLBACKS_ENABLED"] + ",bench_memory")
+        elif profile and scenario == "a":
             # py-spy samples the controller and its workers (collapsed stacks: benchmarks/profile_summary.py)
             cmd = [os.path.join(os.path.dirname(PY), "py-spy"), "record", "--subprocesses", "--nonblocking", "-r", "100",
                    "-f", "raw", "-o", os.path.join(outdir, "profile-%s-%s.txt" % (tag, profile))] + (
@@ -693,10 +697,12 @@ def main(argv=None):
     parser.add_argument("--with-history", action="store_true",
                         help="(a) starts with a rotation history of every org (history.json and history.d/), as a "
                              "scheduled run finds it; each consumer was rotated 30 days ago to another key")
-    parser.add_argument("--profile", choices=["cpu", "gil", "idle"],
+    parser.add_argument("--profile", choices=["cpu", "gil", "idle", "memory"],
                         help="run (a) under py-spy (pip install py-spy): samples of every process of the run, on CPU "
                              "(cpu), holding the GIL (gil) or all (idle), as collapsed stacks in OUT/profile-*.txt; "
-                             "the figures of such a run include the sampler's cost")
+                             "memory: the controller's Python allocations by source line under tracemalloc, at the "
+                             "largest seen at a task start, in OUT/memory-*.json; the figures of such a run include "
+                             "the profiler's cost")
     parser.add_argument("--task-per-org", action="store_true",
                         help="run (a) with -e sfdc_eca_task_per_org=true: the role's tasks on each org's host instead of "
                              "one task per batch")
