@@ -7,7 +7,8 @@ Runs as its own process per scenario so that RUSAGE_CHILDREN covers exactly that
 Memory: ``max_rss_mb`` is the largest single process (ru_maxrss, normally the controller's
 main process); ``peak_tree_pss_mb`` is the peak, sampled every 0.1 s, of the summed PSS of the
 command and all its descendants (forked workers share pages, so PSS, not RSS, is what they cost
-together).
+together). ``peak_fds`` is the largest number of open file descriptors of one process of the tree (the
+batch task's worker holds its orgs' HTTPS connections).
 """
 
 import argparse
@@ -64,6 +65,7 @@ class Sampler(threading.Thread):
         self.interval = interval
         self.peak_kb = 0
         self.peak_procs = 0
+        self.peak_fds = 0
         self.stop = threading.Event()
 
     def run(self):
@@ -72,6 +74,11 @@ class Sampler(threading.Thread):
             total = sum(_pss_kb(p) for p in pids)
             self.peak_kb = max(self.peak_kb, total)
             self.peak_procs = max(self.peak_procs, len(pids))
+            for pid in pids:
+                try:
+                    self.peak_fds = max(self.peak_fds, len(os.listdir("/proc/%d/fd" % pid)))
+                except OSError:
+                    pass
             self.stop.wait(self.interval)
 
 
@@ -94,6 +101,7 @@ def measure(cmd, env=None, cwd=None, stdout=None, stderr=None):
         "max_rss_mb": round(usage.ru_maxrss / 1024.0, 1),
         "peak_tree_pss_mb": round(sampler.peak_kb / 1024.0, 1),
         "peak_procs": sampler.peak_procs,
+        "peak_fds": sampler.peak_fds,
     }
 
 

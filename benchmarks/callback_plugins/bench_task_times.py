@@ -22,19 +22,38 @@ description: Writes the wall time and per-host result counts of every task to $B
 """
 
 
-def _live_children_cpu():
-    me, ticks, total = os.getpid(), os.sysconf("SC_CLK_TCK"), 0.0
+def _child_pids():
+    """The controller's live children: from /proc/self/task/*/children (each thread's), else a scan of /proc."""
+    pids = []
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open("/proc/self/task/%s/children" % task) as f:
+                pids += f.read().split()
+        return pids
+    except OSError:
+        pass
+    me = os.getpid()
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == me:
+                        pids.append(entry)
+            except (OSError, ValueError, IndexError):
+                continue
+    return pids
+
+
+def _live_children_cpu():
+    ticks, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for pid in _child_pids():
         try:
-            with open("/proc/%s/stat" % entry) as f:
+            with open("/proc/%s/stat" % pid) as f:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
         # after the command name: state ppid ... utime (14th field) stime (15th)
-        if int(fields[1]) == me:
-            total += (int(fields[11]) + int(fields[12])) / float(ticks)
+        total += (int(fields[11]) + int(fields[12])) / float(ticks)
     return total
 
 
@@ -54,7 +73,8 @@ class CallbackModule(CallbackBase):
         key = "%s | %s" % (task.get_path() or "", task.get_name())
         if key not in self.tasks:
             self.tasks[key] = {"task": task.get_name(), "path": task.get_path(), "wall_s": 0.0, "cpu_s": 0.0, "ok": 0,
-                               "changed": 0, "skipped": 0, "failed": 0, "runs": 0}
+                               "changed": 0, "skipped": 0, "failed": 0, "runs": 0,
+                               "last_start_epoch": None}
             self.order.append(key)
         return key
 
@@ -79,6 +99,7 @@ class CallbackModule(CallbackBase):
         self._close()
         key = self._task(task)
         self.tasks[key]["runs"] += 1
+        self.tasks[key]["last_start_epoch"] = time.time()
         self.current = (key, time.perf_counter(), self._cpu())
 
     def v2_playbook_on_handler_task_start(self, task):

@@ -83,19 +83,16 @@ class ActionModule(ActionBase):
         hosts = params['hosts'] if params['hosts'] is not None else task_vars.get('ansible_play_hosts_all') or []
         if rows is None:
             name = params['results_var'] or ('sfdc_eca_rotation' if params['kind'] == 'rotation' else 'sfdc_eca_audit')
-            hostvars = task_vars.get('hostvars') or {}
-            # A batch task registers one result, holding every org of its batch, on each of them: templating it once
-            # per host costs the batch size squared. An org's final result is taken from the first such result that
-            # has it, except for an org still waiting for its tasks files there (its own variable has the end).
+            read = _report.registered_reader(self._task.get_variable_manager(), task_vars.get('hostvars') or {}, name)
+            # A batch task registers one result, holding every org of its batch, on each of them. An org's final
+            # result is taken from the first such result that has it, except for an org still waiting for its tasks
+            # files there (its own variable has the end).
             final = {}
 
             def registered(host):
                 if host in final:
                     return {'orgs': {host: final[host]}}
-                try:
-                    value = hostvars[host].get(name)
-                except Exception:  # an undefined or untemplatable var means "not recorded"
-                    return None
+                value = read(host)
                 if isinstance(value, dict) and isinstance(value.get('orgs'), dict):
                     waiting = set(value.get('tasks_file_orgs') or [])
                     for org, result in value['orgs'].items():

@@ -19,8 +19,9 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.sfdc.eca.plugins.plugin_utils._report import org_result
+from ansible_collections.sfdc.eca.plugins.plugin_utils._report import org_result, registered_reader
 from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_fleet import (
+    TemplateMemo,
     VariablesCheck,
     canary_gate,
     plain,
@@ -71,12 +72,23 @@ class FleetAction(ActionBase):
         """value(name): one variable of an org, templated once, as plain data."""
         templar = self._templar.copy_with_new_env(available_variables=variables)
         rendered: dict[str, t.Any] = {}
+        memo = self.__dict__.get('_template_memo')
+        if memo is None:
+            memo = self.__dict__['_template_memo'] = TemplateMemo()
+
+        def template(raw: t.Any) -> t.Any:
+            key = memo.key(raw, variables)
+            done = memo.get(key)
+            if done is memo:
+                done = plain(templar.template(raw))
+                memo.put(key, done)
+            return done
 
         def value(name: str) -> t.Any:
             if name not in rendered:
                 try:
                     raw = variables[name]
-                    rendered[name] = plain(raw if template_free(raw) else templar.template(raw))
+                    rendered[name] = plain(raw) if template_free(raw) else template(raw)
                 except AnsibleUndefinedVariable as exc:
                     raise BadVariable('variable %s: %s' % (name, exc.message))
                 except AnsibleError as exc:
@@ -88,12 +100,15 @@ class FleetAction(ActionBase):
     def org_options(self, params: t.Mapping[str, t.Any], variables: t.Mapping[str, t.Any],
                     check: VariablesCheck | None, validator: ArgumentSpecValidator) -> tuple[str | None, dict[str, t.Any]]:
         """-> (problem or None, the org's options with defaults). ``problem`` names the bad variable or option."""
-        spec = self.ORG_SPEC()
+        names = self.__dict__.get('_option_names')
+        if names is None:
+            # the spec's names only: ORG_SPEC() is a deep copy, which would cost more than the rest of an org's options
+            names = self.__dict__['_option_names'] = list(self.ORG_SPEC())
         merged: dict[str, t.Any] = {}
         try:
             value = self.templated(variables)
             own = set()
-            for option in spec:
+            for option in names:
                 if params.get(option) is not None:
                     merged[option] = plain(params[option])
                 elif variable(option) in variables:
@@ -111,13 +126,9 @@ class FleetAction(ActionBase):
         return None, validated.validated_parameters
 
     def gate(self, task_vars: t.Mapping[str, t.Any], max_fail_percentage: t.Any) -> dict[str, t.Any]:
-        hostvars = task_vars.get('hostvars')
+        registered = registered_reader(self._task.get_variable_manager(), task_vars.get('hostvars'), self.RESULT_VAR)
 
         def results(host: str) -> dict[str, t.Any]:
-            try:
-                value = hostvars[host].get(self.RESULT_VAR) if hostvars is not None else None
-            except Exception:  # an undefined or untemplatable var means "not recorded"
-                value = None
-            return org_result(value, host)
+            return org_result(registered(host), host)
         return canary_gate(task_vars.get('ansible_play_hosts_all'), results, task_vars.get('ansible_play_batch'),
                            max_fail_percentage)

@@ -193,6 +193,30 @@ def org_result(value: t.Any, org: str) -> dict[str, t.Any]:
     return value if isinstance(value, dict) else {}
 
 
+def registered_reader(variable_manager: t.Any, hostvars: t.Any, name: str) -> t.Callable[[str], t.Any]:
+    """host -> the value of ``name`` a task of that host registered (or set_fact set), as ``hostvars[host][name]``
+    gives it, else None.
+
+    A batch task registers one result, holding every org of the batch, on each of the batch's hosts: reading it
+    through ``hostvars`` templates the whole result once per host, N times N orgs for a fleet. A registered
+    value is data, not a template, so it is read as stored, unless an extra var of that name (which outranks it)
+    or no registered value makes ``hostvars`` the answer."""
+    facts = getattr(variable_manager, '_nonpersistent_fact_cache', None)
+    extra = getattr(variable_manager, 'extra_vars', None)
+    fast = isinstance(facts, dict) and isinstance(extra, t.Mapping) and name not in extra
+
+    def read(host: str) -> t.Any:
+        if fast:
+            own = facts.get(host)
+            if own is not None and name in own:
+                return own[name]
+        try:
+            return hostvars[host].get(name) if hostvars is not None else None
+        except Exception:  # an undefined or untemplatable var means "not recorded"
+            return None
+    return read
+
+
 def collect_rows(orgs: t.Iterable[str], registered: t.Callable[[str], t.Any]) -> list[dict[str, t.Any]]:
     """Every org's rows; ``registered(org)`` gives its registered result. An org that recorded nothing gets one
     failed row (the playbook failed for it before its task ran)."""

@@ -211,7 +211,8 @@ class OrgRotation:
 
     def __init__(self, org: str, options: t.Mapping[str, t.Any], deliveries: Deliveries | None = None,
                  check_mode: bool = False, environment: dict[t.Any, t.Any] | None = None,
-                 sleep: t.Callable[[float], None] = time.sleep, refused_entries: t.Mapping[int, str] | None = None) -> None:
+                 sleep: t.Callable[[float], None] = time.sleep, refused_entries: t.Mapping[int, str] | None = None,
+                 history_cache: history.MergedCache | None = None) -> None:
         self.org = org
         self.refused_entries = dict(refused_entries or {})  # rotation entry index -> why it cannot run
         self.options = dict(options)
@@ -220,7 +221,8 @@ class OrgRotation:
         self.environment = {} if environment is None else environment
         self.sleep = sleep
         self.secrets = Secrets()
-        self.history = history.History(self.options.get('state_dir') or '.')
+        self.history_cache = history_cache
+        self.history = history.History(self.options.get('state_dir') or '.', cache=history_cache)
         self.consumers: list[Consumer] = []
         self.targets: dict[str, Target] = {}
         self.slots: dict[str, dict[str, t.Any] | None] = {}
@@ -308,7 +310,8 @@ class OrgRotation:
             row.instance_url = self.instance_url
         try:
             self.history = history.History(self.options.get('state_dir') or '.',
-                                           self.deliveries.history_store(self.options.get('history_store')))
+                                           self.deliveries.history_store(self.options.get('history_store')),
+                                           self.history_cache)
             self.history_entries = self.history.entries(self.org)
         except (ConfigError, history.HistoryError) as exc:
             raise OrgStop('plan', self.secrets.redact(str(exc)) or '')
@@ -807,7 +810,7 @@ class OrgRotation:
             run.secrets.add(consumer.pair.get('secret'), consumer.previous.get('secret'))
         try:
             run.history = history.History(options.get('state_dir') or '.',
-                                          run.deliveries.history_store(options.get('history_store')))
+                                          run.deliveries.history_store(options.get('history_store')), run.history_cache)
         except ConfigError as exc:
             run.stop('promote', '%s; nothing was promoted, the next run resumes' % exc)
         try:

@@ -20,11 +20,15 @@ import threading
 import time
 import typing as t
 
+from jinja2 import nodes
+from jinja2.environment import Environment
+
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.sfdc.eca.plugins.plugin_utils._delivery import Deliveries
 from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_engine import OrgRotation
+from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_history import MergedCache
 from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_model import Consumer, Secrets, iso, now
 from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_options import variables_spec
 
@@ -93,10 +97,13 @@ def canary_gate(hosts_all: t.Sequence[str], results: t.Callable[[str], dict[str,
     back. After it, more than ``max_fail_percentage`` of the orgs run so far failing holds back the rest.
     """
     hosts = list(hosts_all or [])
-    current = [h for h in batch or [] if h in hosts]
+    position: dict[str, int] = {}  # a host's first place in the play (a list lookup per host would be quadratic)
+    for index, host in enumerate(hosts):
+        position.setdefault(host, index)
+    current = [h for h in batch or [] if h in position]
     if not current:
         return dict(OPEN)
-    first = min(hosts.index(h) for h in current)
+    first = min(position[h] for h in current)
     earlier = hosts[:first]
     if not earlier:
         return {'run': True, 'canary': True, 'reason': ''}
@@ -262,6 +269,7 @@ def run_fleet(jobs: t.Iterable[tuple[str, t.Mapping[str, t.Any]]], gate: t.Mappi
     gate = gate or OPEN
     deliveries = Deliveries()
     kw.setdefault('environment', {})
+    kw.setdefault('history_cache', MergedCache())
     claims = claims if claims is not None else Claims()
     jobs = list(jobs)
     shared = shared_templates(jobs)
@@ -275,6 +283,7 @@ def finish_fleet(jobs: t.Iterable[tuple[str, t.Mapping[str, t.Any], t.Mapping[st
                  workers: int = 25, **kw: t.Any) -> dict[str, dict[str, t.Any]]:
     """jobs: (org, options, handoff, failed steps, ran)."""
     kw.setdefault('environment', {})
+    kw.setdefault('history_cache', MergedCache())
     calls = [(org, (lambda o=org, p=options, h=handoff, f=failed, r=ran: finish_org(o, p, h, f, r, **kw)), options)
              for org, options, handoff, failed, ran in jobs]
     return pool(calls, workers, OPEN)
@@ -357,3 +366,85 @@ def template_free(value: t.Any) -> bool:
     if isinstance(value, (list, tuple)):
         return all(template_free(v) for v in value)
     return False  # a vault-encrypted value: templating decrypts it
+
+
+SCALARS = (str, int, float, bool)
+# what a template may use and still be a function of the variables it names alone
+PURE_FILTERS = frozenset(('default', 'd'))
+PURE_LOOKUPS = frozenset(('ansible.builtin.env',))  # the controller's environment: the same for every org of a task
+
+
+class TemplateMemo:
+    """Results of templating the same variable for many orgs, shared when they cannot differ.
+
+    Most orgs take a template such as the role's ``sfdc_eca_state_dir: "{{ sfdc_eca_report_dir }}"`` from the same
+    place, and Jinja compiles a template string on every use (about 1 ms). A template is shared only when its result
+    is a function of the variables it names: text, variable names, the default filter, and
+    lookup('ansible.builtin.env', ...) with literal arguments; and only between orgs whose template is the same
+    object (same source, so the same trust) and whose named variables hold the same scalars, or templates that are
+    again the same objects, recursively. Anything else is templated for each org as before."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, frozenset[str] | None] = {}
+        self._results: dict[tuple[t.Any, ...], t.Any] = {}
+        self._parser = Environment()
+
+    def key(self, raw: t.Any, variables: t.Mapping[str, t.Any], depth: int = 0) -> tuple[t.Any, ...] | None:
+        if not isinstance(raw, str) or depth > 10:
+            return None
+        names = self._names.get(raw, self)
+        if names is self:
+            names = self._names[raw] = self._pure_names(raw)
+        if names is None:
+            return None
+        parts: list[t.Any] = [id(raw), raw]  # raw (kept alive by the key) makes id(raw) unique while the memo lives
+        for name in sorted(names):
+            if name not in variables:
+                return None
+            value = variables[name]
+            if isinstance(value, str) and not template_free(value):
+                sub = self.key(value, variables, depth + 1)
+                if sub is None:
+                    return None
+                parts.append((name, sub))
+            elif value is None or type(value) in SCALARS or isinstance(value, SCALARS):
+                parts.append((name, type(value).__name__, value))
+            else:
+                return None
+        return tuple(parts)
+
+    def _pure_names(self, source: str) -> frozenset[str] | None:
+        if source.lstrip().startswith('#jinja2:'):
+            return None  # the template sets its own Jinja options
+        try:
+            tree = self._parser.parse(source)
+        except Exception:  # pylint: disable=broad-exception-caught
+            return None
+        names: set[str] = set()
+        return frozenset(names) if self._pure(tree, names) else None
+
+    def _pure(self, node: t.Any, names: set[str]) -> bool:
+        if isinstance(node, (nodes.Template, nodes.Output, nodes.Concat)):
+            return all(self._pure(child, names) for child in node.iter_child_nodes())
+        if isinstance(node, (nodes.TemplateData, nodes.Const)):
+            return True
+        if isinstance(node, nodes.Name):
+            names.add(node.name)
+            return node.ctx == 'load'
+        literal = (lambda args, kwargs: all(isinstance(a, nodes.Const) for a in args)
+                   and all(isinstance(k.value, nodes.Const) for k in kwargs))
+        if isinstance(node, nodes.Filter):
+            return (node.name in PURE_FILTERS and node.node is not None and self._pure(node.node, names)
+                    and literal(node.args, node.kwargs) and node.dyn_args is None and node.dyn_kwargs is None)
+        if isinstance(node, nodes.Call):
+            return (isinstance(node.node, nodes.Name) and node.node.name == 'lookup' and bool(node.args)
+                    and isinstance(node.args[0], nodes.Const) and node.args[0].value in PURE_LOOKUPS
+                    and literal(node.args, node.kwargs) and node.dyn_args is None and node.dyn_kwargs is None)
+        return False
+
+    def get(self, key: tuple[t.Any, ...] | None) -> t.Any:
+        return self._results.get(key, self) if key is not None else self
+
+    def put(self, key: tuple[t.Any, ...] | None, value: t.Any) -> None:
+        if key is not None and (value is None or type(value) in SCALARS):
+            self._results[key] = value

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import typing as t
 
 try:
@@ -86,13 +87,47 @@ def _consumers(document: t.Any, where: str) -> dict[str, dict[str, t.Any]]:
     return dict((k, v) for k, v in consumers.items() if isinstance(v, dict))
 
 
+class MergedCache:
+    """history.json's entries by org, parsed once for the orgs of one task (its threads share it) while the file
+    stays the same: every org asks for its own entries, and parsing the whole file for each would cost N x N. Only
+    the report replaces history.json, after the rotation tasks."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._files: dict[str, tuple[tuple[int, int, int], dict[str, dict[str, dict[str, t.Any]]]]] = {}
+
+    def by_org(self, path: str) -> dict[str, dict[str, dict[str, t.Any]]]:
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            return {}
+        except OSError:
+            info = None  # _read reports it
+        identity = (info.st_ino, info.st_size, info.st_mtime_ns) if info is not None else None
+        with self._lock:
+            cached = self._files.get(path)
+        if cached is not None and cached[0] == identity:
+            return cached[1]
+        by_org: dict[str, dict[str, dict[str, t.Any]]] = {}
+        for name, entry in _read(path).items():
+            org, sep, _rest = name.partition('/')
+            if sep:
+                by_org.setdefault(org, {})[name] = entry
+        if identity is not None:
+            with self._lock:
+                self._files[path] = (identity, by_org)
+        return by_org
+
+
 class History:
     """The history of one state directory, and of a secret store when ``store`` is given (a _stores Store whose path
-    template names {org}): each org's document is then read from the store and written to it as well."""
+    template names {org}): each org's document is then read from the store and written to it as well.
+    ``cache``: a MergedCache shared by the orgs of a task."""
 
-    def __init__(self, state_dir: str, store: t.Any = None) -> None:
+    def __init__(self, state_dir: str, store: t.Any = None, cache: MergedCache | None = None) -> None:
         self.state_dir = state_dir or '.'
         self.store = store
+        self.cache = cache
 
     def _store_target(self, org: str) -> t.Any:
         try:
@@ -136,6 +171,10 @@ class History:
     def entries(self, org: str) -> dict[str, dict[str, t.Any]]:
         """What the history knows of the org's consumers."""
         own = self._own(org)
+        if self.cache is not None:
+            # copies: a caller may change an entry, the cache serves the next org too
+            merged = self.cache.by_org(self.merged_file).get(org) or {}
+            return _combine(dict((name, dict(entry)) for name, entry in merged.items()), own)
         prefix = org + '/'
         return _combine(dict((k, v) for k, v in _read(self.merged_file).items() if k.startswith(prefix)), own)
 
