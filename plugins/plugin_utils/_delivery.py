@@ -155,15 +155,27 @@ def write_durably(path: str, data: bytes, dir_mode: int = 0o700) -> None:
                             % (path, exc.strerror or type(exc).__name__), MAYBE_REACHED)
 
 
+# Temporary files left by killed writes, per directory, listed at the first write into it: a task runs in a process
+# of its own, and listing a directory of 10,000 targets before each write made a fleet's writes quadratic.
+_LEFTOVERS: dict[str, dict[str, list[str]]] = {}
+_LEFTOVERS_LOCK = threading.Lock()
+
+
 def _remove_leftovers(directory: str, name: str) -> None:
-    """Temporary files a killed write of ``name`` left in ``directory``."""
-    prefix = '.%s.' % name
-    for entry in os.listdir(directory):
-        if entry.startswith(prefix) and entry.endswith('.tmp'):
-            try:
-                os.unlink(os.path.join(directory, entry))
-            except OSError:
-                pass
+    """Temporary files a killed write of ``name`` left in ``directory`` (``.NAME.HEX.tmp``)."""
+    with _LEFTOVERS_LOCK:
+        table = _LEFTOVERS.get(directory)
+        if table is None:
+            table = _LEFTOVERS[directory] = {}
+            for entry in os.listdir(directory):
+                if entry.startswith('.') and entry.endswith('.tmp') and entry.count('.') >= 3:
+                    table.setdefault(entry[1:-len('.tmp')].rsplit('.', 1)[0], []).append(entry)
+        left = table.pop(name, ())
+    for entry in left:
+        try:
+            os.unlink(os.path.join(directory, entry))
+        except OSError:
+            pass
 
 
 def remove_stale_temporary_files(*directories: str) -> None:

@@ -161,6 +161,18 @@ def test_the_next_write_removes_what_a_killed_write_left(tmp_path):
     assert sorted(p.name for p in (tmp_path / 'd').iterdir()) == ['.g.yml.0123456789abcdef.tmp', 'f.yml']
 
 
+def test_a_directory_is_listed_once_for_all_its_writes(tmp_path, monkeypatch):
+    (tmp_path / 'd').mkdir()
+    (tmp_path / 'd' / '.f7.yml.0123456789abcdef.tmp').write_text('leftover')
+    listed = []
+    real = delivery.os.listdir
+    monkeypatch.setattr(delivery.os, 'listdir', lambda path: listed.append(path) or real(path))
+    for n in range(10):
+        delivery.write_durably(str(tmp_path / 'd' / ('f%d.yml' % n)), b'new')
+    assert listed == [str(tmp_path / 'd')]
+    assert sorted(p.name for p in (tmp_path / 'd').iterdir()) == ['f%d.yml' % n for n in range(10)]
+
+
 def test_a_planted_symlink_is_not_followed(tmp_path):
     outside = tmp_path / 'outside'
     outside.write_text('untouched')
