@@ -15,7 +15,6 @@ canary gate and hands the orgs to the engine. Three calls make a rotation:
 from __future__ import annotations
 
 import os
-import secrets
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -35,7 +34,6 @@ from ansible_collections.sfdc.eca.plugins.plugin_utils._rotation_options import 
 from ansible_collections.sfdc.eca.plugins.plugin_utils._slices import done_by_canary, fleet_gate
 
 FAILED_STEPS_VAR = '_sfdc_eca_failed_steps'
-STEPS_DONE_VAR = '_sfdc_eca_steps_done'
 
 
 class ActionModule(FleetAction):
@@ -133,7 +131,6 @@ class ActionModule(FleetAction):
         }
         if handoff:
             out['handoff'] = handoff
-            out['run_id'] = secrets.token_hex(8)
         return out
 
     # -- after the tasks files -----------------------------------------------------------------------
@@ -143,6 +140,9 @@ class ActionModule(FleetAction):
         named = self._orgs(params, task_vars) if params.get('orgs') is not None or params.get('org') else {}
         orgs = dict((org, named.get(org, org)) for org in handoff if not named or org in named)
         options, refused = self._options(orgs, params, task_vars)
+        # an org whose host is still in the play's batch ran its tasks files: a step's failure is rescued and named in
+        # its failed steps; a host that stopped otherwise (failed, unreachable, ended) has left the batch
+        batch = set(task_vars.get('ansible_play_batch') or ())
         jobs = []
         for org, host in orgs.items():
             if org not in options:
@@ -150,7 +150,7 @@ class ActionModule(FleetAction):
             variables = self.org_variables(host, task_vars)
             value = self.templated(variables)
             failed = value(FAILED_STEPS_VAR) if FAILED_STEPS_VAR in variables else {}
-            ran = STEPS_DONE_VAR in variables and value(STEPS_DONE_VAR) == previous.get('run_id')
+            ran = host in batch
             jobs.append((org, options[org], dict(handoff[org], canary=previous['orgs'].get(org, {}).get('canary')),
                          failed if isinstance(failed, dict) else {}, ran))
         with _environment(task_environment(self)):

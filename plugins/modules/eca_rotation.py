@@ -77,8 +77,8 @@ options:
   handoff:
     description:
       - The registered result of the first call, to finish its RV(tasks_file_orgs) after the role ran their tasks files.
-        Each such org's variable C(_sfdc_eca_failed_steps) names the failed steps, and C(_sfdc_eca_steps_done) (the first
-        call's C(run_id)) says that the tasks files ran.
+        Each such org's variable C(_sfdc_eca_failed_steps) names the failed steps; an org whose host has left the play's
+        batch (C(ansible_play_batch)) did not finish its tasks files, and its consumers fail with their pairs kept.
     type: dict
   failed_task:
     description: Record an unexpected failure of the role's tasks, naming this task; every unfinished consumer fails.
@@ -456,9 +456,4 @@ handoff:
   returned: when a tasks-file delivery or a verification hook must run before promoting
   type: dict
   sample: {}
-run_id:
-  description: Identifies this call's RV(handoff) (the role sets C(_sfdc_eca_steps_done) to it once the tasks files ran).
-  returned: with RV(handoff)
-  type: str
-  sample: 9f2c4e1ab0d3e5f7
 '''

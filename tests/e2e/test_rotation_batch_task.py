@@ -149,3 +149,39 @@ def test_a_canary_org_refused_for_its_variables_holds_back_the_rest(sim_factory,
         row = rows[(org, "Billing_Sync", None)]
         assert row["outcome"] == "not_run" and "org02" in row["error"], row
         assert sim.requests(org) == [] and _mains(sim)[org] == before[org]
+
+
+ENDS_HOST = """
+- name: Store
+  ansible.builtin.copy:
+    content: "{{ sfdc_eca_credential.key }}"
+    dest: "{{ delivery_dir }}/{{ sfdc_eca_credential.org }}.key"
+    mode: "0600"
+
+- name: This org's host stops here
+  ansible.builtin.meta: end_host
+  when: sfdc_eca_credential.org == 'org02'
+"""
+
+
+def test_an_org_whose_host_left_the_play_keeps_its_delivered_pair_unpromoted(sim_factory, tmp_path, ansible, e2e):
+    """A host that leaves the play during its tasks files (here `meta: end_host` after the delivery) did not finish
+    them: its consumer fails, the delivered pair stays staged and Active for the next run; the others rotate."""
+    sim = sim_factory(FLEET)
+    inventory = _inventory(sim, tmp_path, e2e, tasks_file_orgs=("org02", "org03"))
+    (tmp_path / "deliver.yml").write_text(ENDS_HOST)
+    before = _mains(sim)
+    proc = ansible.playbook("rotate.yml", inventory)
+    rows = e2e.rows_by(proc.report)
+    after = _mains(sim)
+    left = rows[("org02", "Billing_Sync", "Billing")]
+    assert left["outcome"] == "failed", left
+    assert after["org02"] == before["org02"]
+    staged = sim.org("org02").app("Billing_Sync").consumer("Billing").staged
+    assert staged and staged["state"] == "Active"
+    assert (tmp_path / "delivered" / "org02.key").read_text() == staged["key"]
+    for org in ("org01", "org03", "org04"):
+        assert rows[(org, "Billing_Sync", "Billing")]["outcome"] == "rotated", rows
+        assert after[org]["key"] != before[org]["key"]
+    assert (tmp_path / "delivered" / "org03.key").read_text() == after["org03"]["key"]
+    assert e2e.leaks(proc.output + json.dumps(proc.report), sim) == []
