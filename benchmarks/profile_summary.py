@@ -69,9 +69,9 @@ def main(argv=None):
     print("samples per process (%.0f samples/s):" % args.rate)
     for name, count in processes.most_common(15):
         print("  %8d  %7.1f s  %s" % (count, count / args.rate, name))
-    print("\nselected: %d samples, %.1f s%s%s" % (total, total / args.rate,
-                                                   " under %r" % args.under if args.under else "",
-                                                   " in %r" % args.process if args.process else ""))
+    under = " under %r" % args.under if args.under else ""
+    within = " in %r" % args.process if args.process else ""
+    print("\nselected: %d samples, %.1f s%s%s" % (total, total / args.rate, under, within))
     if not total:
         return 0
     print("\ninclusive (the function and what it calls):")

@@ -750,8 +750,8 @@ def main(argv=None):
                     plan += [s for _run in range(args.repeat) for s in scenarios if s != "b"]
                     runs = {}
                     for scenario in plan:
-                        print("== N=%d %s scenario %s: %s (load %s)" % (n, kind, scenario, SCENARIOS[scenario],
-                                                                       " ".join("%.1f" % x for x in os.getloadavg())),
+                        load = " ".join("%.1f" % x for x in os.getloadavg())
+                        print("== N=%d %s scenario %s: %s (load %s)" % (n, kind, scenario, SCENARIOS[scenario], load),
                               flush=True)
                         row, problems = run_one(scenario, n, args.forks, outdir, workdir, kind, stores, args.addressing,
                                                 args.task_per_org, args.with_history, args.profile)

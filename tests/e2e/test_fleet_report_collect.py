@@ -45,8 +45,8 @@ def report_rows(path):
 
 
 def inventory(extra_host_vars=None):
-    hosts = {"h1": {}, "h2": {}, "h3": {}, "h4": {}, "h5": {"other_rows": [row("h5", "skipped")],
-                                                             "inventory_result": {"records": "{{ other_rows }}"}}}
+    h5 = {"other_rows": [row("h5", "skipped")], "inventory_result": {"records": "{{ other_rows }}"}}
+    hosts = {"h1": {}, "h2": {}, "h3": {}, "h4": {}, "h5": h5}
     for host, variables in (extra_host_vars or {}).items():
         hosts[host].update(variables)
     return {"all": {"vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},

