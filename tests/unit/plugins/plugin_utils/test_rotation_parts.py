@@ -436,8 +436,8 @@ def test_plain_turns_templated_values_into_plain_ones_equal_to_them():
 class _StickyText(str):
     """Like ansible-core < 2.19's unsafe text: str() of it returns it again."""
 
-    def __str__(self):
-        return self  # pylint: disable=invalid-str-returned
+    def __str__(self):  # pylint: disable=invalid-str-returned
+        return self
 
 
 def test_sticky_template_text_becomes_plain_str_in_options_and_deliveries(tmp_path):
