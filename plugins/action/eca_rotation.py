@@ -36,6 +36,20 @@ from ansible_collections.sfdc.eca.plugins.plugin_utils._slices import done_by_ca
 FAILED_STEPS_VAR = '_sfdc_eca_failed_steps'
 
 
+def mark_steps(handoff, batch):
+    """Names each org's steps BATCH.NUMBER (``after`` too). The role sets that name as SFDC_ECA_STEP in the
+    environment of a step's tasks, so its rescue names the step of a failed task from ``ansible_failed_task``. The
+    same on every org of the batch: Ansible makes one include of a step number for all of them. Unlike any other
+    batch's: a failure left from another batch is not taken for one of these steps."""
+    for org_handoff in handoff.values():
+        steps = org_handoff.get('steps') or []
+        names = dict((step['id'], '%s.%d' % (batch, number)) for number, step in enumerate(steps))
+        for step in steps:
+            step['id'] = names[step['id']]
+            step['after'] = names.get(step['after']) if step.get('after') else None
+    return handoff
+
+
 class ActionModule(FleetAction):
     ORG_SPEC = staticmethod(org_spec)
     RESULT_VAR = 'sfdc_eca_rotation'
@@ -130,7 +144,7 @@ class ActionModule(FleetAction):
             'api_calls': sum(int(o.get('api_calls') or 0) for o in outcomes.values()),
         }
         if handoff:
-            out['handoff'] = handoff
+            out['handoff'] = mark_steps(handoff, self._task._uuid)
         return out
 
     # -- after the tasks files -----------------------------------------------------------------------

@@ -8,6 +8,8 @@ orgs with tasks files get their own tasks in the same batch, and the result equa
 import json
 import re
 
+import pytest
+
 FLEET = {"orgs": [
     {"name": "org%02d" % i, "apps": [{"developer_name": "Billing_Sync", "consumers": [{"name": "Billing"}]}]}
     for i in range(1, 7)]}
@@ -97,7 +99,7 @@ def test_a_bad_variable_fails_only_its_org_and_tasks_file_orgs_get_their_tasks(s
         assert after[org]["key"] != before[org]["key"]
     # the tasks-file org ran its own tasks in the second batch, the others were delivered by the batch task
     assert (tmp_path / "delivered" / "org04.key").read_text() == after["org04"]["key"]
-    assert "Run the user's tasks files (each consumer's delivery, then its verification hook)" in proc.stdout
+    assert "Run each consumer's delivery tasks file, then its verification hook" in proc.stdout
     for org in ("org02",):
         delivered = ansible.vault_view(str(tmp_path / "vaults" / ("%s-Billing_Sync-Billing.vault.yml" % org)),
                                        str(tmp_path / "vault-pw"))
@@ -184,4 +186,90 @@ def test_an_org_whose_host_left_the_play_keeps_its_delivered_pair_unpromoted(sim
         assert rows[(org, "Billing_Sync", "Billing")]["outcome"] == "rotated", rows
         assert after[org]["key"] != before[org]["key"]
     assert (tmp_path / "delivered" / "org03.key").read_text() == after["org03"]["key"]
+    assert e2e.leaks(proc.output + json.dumps(proc.report), sim) == []
+
+
+THREE = {"orgs": [
+    {"name": "org%02d" % i, "apps": [{"developer_name": "Data_Loader", "consumers": [
+        {"name": "Primary"}, {"name": "Secondary"}, {"name": "Tertiary"}]}]} for i in (1, 2)]}
+
+COUNTED_DELIVERY = """
+- name: Count the runs of this step (SFDC_ECA_STEP in the environment names it)
+  ansible.builtin.shell: >-
+    printf '%s\\n' "$SFDC_ECA_STEP" >> {{ delivery_dir }}/{{ sfdc_eca_credential.org }}-{{ sfdc_eca_credential.consumer_name }}.deliveries
+  changed_when: true
+
+- name: The secret store refuses the write
+  ansible.builtin.fail:
+    msg: the secret store refused the write
+  when: sfdc_eca_credential.org ~ '/' ~ sfdc_eca_credential.consumer_name in fail_deliver
+
+- name: Store
+  ansible.builtin.copy:
+    content: "{{ sfdc_eca_credential.key }}"
+    dest: "{{ delivery_dir }}/{{ sfdc_eca_credential.org }}-{{ sfdc_eca_credential.consumer_name }}.key"
+    mode: "0600"
+"""
+
+COUNTED_HOOK = """
+- name: Count the runs of this hook
+  ansible.builtin.shell: >-
+    printf '%s\\n' "$SFDC_ECA_STEP" >> {{ delivery_dir }}/{{ sfdc_eca_credential.org }}-{{ sfdc_eca_credential.consumer_name }}.hooks
+  changed_when: true
+
+- name: The integration's smoke test
+  ansible.builtin.assert:
+    that: sfdc_eca_credential.org ~ '/' ~ sfdc_eca_credential.consumer_name not in fail_hook
+    fail_msg: the integration could not log in
+"""
+
+
+@pytest.mark.parametrize("per_org", ["false", "true"])
+def test_a_failed_step_fails_its_consumer_only_and_every_later_step_runs_once(sim_factory, tmp_path, ansible, e2e,
+                                                                             per_org):
+    """org01's three consumers deliver and verify through tasks files: Primary's delivery fails (its hook does not
+    run), Secondary's hook fails after its delivery; both keep their delivered pair unpromoted, Tertiary (whose steps
+    come after both failures) rotates. org02, in the same batch, rotates all three. Every step ran at most once."""
+    sim = sim_factory(THREE)
+    (tmp_path / "deliver.yml").write_text(COUNTED_DELIVERY)
+    (tmp_path / "hook.yml").write_text(COUNTED_HOOK)
+    delivered = tmp_path / "delivered"
+    delivered.mkdir()
+    entry = {"app_name": "Data_Loader", "deliver": {"tasks_file": str(tmp_path / "deliver.yml")},
+             "verify_tasks_file": str(tmp_path / "hook.yml")}
+    hosts = dict((org, e2e.org_host(sim, org, [entry])) for org in sorted(sim.orgs))
+    inventory = e2e.write_inventory(tmp_path / "inventory.yml", hosts, {"delivery_dir": str(delivered)})
+    consumers = dict(((org, name), sim.org(org).app("Data_Loader").consumer(name))
+                     for org in sim.orgs for name in ("Primary", "Secondary", "Tertiary"))
+    before = dict((k, dict(c.main)) for k, c in consumers.items())
+    proc = ansible.playbook("rotate.yml", inventory, extra_vars={
+        "sfdc_eca_task_per_org": per_org, "sfdc_eca_canary_size": 2, "fail_deliver": ["org01/Primary"],
+        "fail_hook": ["org01/Secondary"]})
+    assert proc.returncode == 2, e2e.tail(proc)
+    rows = e2e.rows_by(proc.report)
+
+    def runs(org, name, kind):
+        path = delivered / ("%s-%s.%s" % (org, name, kind))
+        return path.read_text().split() if path.exists() else []
+
+    failed = {("org01", "Primary"): "deliver", ("org01", "Secondary"): "hook"}
+    for (org, name), consumer in consumers.items():
+        row = rows[(org, "Data_Loader", name)]
+        assert len(runs(org, name, "deliveries")) == 1, (org, name, runs(org, name, "deliveries"))
+        if (org, name) in failed:
+            assert (row["outcome"], row["phase"]) == ("failed", failed[(org, name)]), row
+            assert consumer.main == before[(org, name)]
+            assert consumer.staged and consumer.staged["state"] == "Active", "the delivered pair was deleted"
+        else:
+            assert row["outcome"] == "rotated", row
+            assert (delivered / ("%s-%s.key" % (org, name))).read_text() == consumer.main["key"]
+    assert "The secret store refuses the write" in rows[("org01", "Data_Loader", "Primary")]["error"]
+    assert 'task "The integration\'s smoke test"' in rows[("org01", "Data_Loader", "Secondary")]["error"]
+    assert (delivered / "org01-Secondary.key").read_text() == consumers[("org01", "Secondary")].staged["key"]
+    assert runs("org01", "Primary", "hooks") == [], "a hook ran after its consumer's delivery failed"
+    assert [len(runs(org, name, "hooks")) for org, name in consumers if (org, name) != ("org01", "Primary")] == [1] * 5
+    # the step names in the environment: the same step number has the same name on every org of the batch
+    steps = dict(((org, name), runs(org, name, "deliveries")[0]) for org, name in consumers)
+    assert all(re.fullmatch(r"\S+\.[024]", step) for step in steps.values()), steps
+    assert steps[("org01", "Tertiary")] == steps[("org02", "Tertiary")]
     assert e2e.leaks(proc.output + json.dumps(proc.report), sim) == []
