@@ -7,11 +7,12 @@ MATRIX_FILE="$ROOT/scripts/lib/matrix.txt"
 MATRIX_REQUIREMENTS="$ROOT/scripts/lib/matrix-requirements.txt"
 # Checks run on each release, in this order (SFDC_MATRIX_CHECKS selects some).
 MATRIX_CHECKS=(unit doc integration integration-module e2e sanity)
-# The e2e check: one fleet rotation through playbooks/rotate.yml, and the parity of the in-process
-# actions with the modules and vault-encrypted inventory values (what plugin_utils/_compat.py and
-# _rotation.plain keep equal on each release).
+# The e2e check: one fleet rotation through playbooks/rotate.yml, the role's rescue of failed tasks-file
+# steps (it reads ansible_failed_task), and the parity of the in-process actions with the modules and
+# vault-encrypted inventory values (what plugin_utils/_compat.py and _rotation.plain keep equal on each release).
 MATRIX_E2E=(tests/e2e/test_rotation_fleet.py::test_fleet_rotation tests/e2e/test_inprocess_parity.py
-    tests/e2e/test_core_vaulted_variables.py)
+    tests/e2e/test_core_vaulted_variables.py
+    tests/e2e/test_rotation_batch_task.py::test_a_failed_step_fails_its_consumer_only_and_every_later_step_runs_once)
 # plugins/<folder> -> ansible-doc plugin type (roles are checked too)
 declare -A MATRIX_DOC_TYPES=([modules]=module [filter]=filter [test]=test [lookup]=lookup [callback]=callback
     [inventory]=inventory [connection]=connection [become]=become [cache]=cache [vars]=vars [strategy]=strategy)
