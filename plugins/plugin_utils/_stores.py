@@ -166,6 +166,23 @@ def _as_config_error(exc: StoreError) -> StoreConfigError:
 # Helpers
 # ----------------------------------------------------------------------------------------------
 
+def _check_once(conn, key: str, probe: t.Callable[[], None]) -> None:
+    """Runs ``probe`` once per shared connection and ``key`` for every org of the task; the other orgs get its
+    outcome (a failure as the configuration error it is)."""
+    with conn.lock:
+        outcome = conn.checked.get(key)
+    if outcome is None:
+        try:
+            probe()
+            outcome = True
+        except StoreError as exc:
+            outcome = _as_config_error(exc)
+        with conn.lock:
+            conn.checked[key] = outcome
+    if outcome is not True:
+        raise outcome
+
+
 def load_library(kind: str):
     """Import the kind's client library (``hvac`` or ``boto3``) or raise StoreConfigError."""
     name = LIBRARIES.get(kind)
@@ -593,19 +610,7 @@ class VaultStore(Store):
 
     def check(self) -> None:
         """Logs in (AppRole) and asks which engine is mounted at ``mount``; writes nothing."""
-        conn, mount = self.conn, self.cfg['mount']
-        with conn.lock:
-            outcome = conn.checked.get(mount)
-        if outcome is None:
-            try:
-                self._check_mount()
-                outcome = True
-            except StoreError as exc:
-                outcome = _as_config_error(exc)
-            with conn.lock:
-                conn.checked[mount] = outcome
-        if outcome is not True:
-            raise outcome
+        _check_once(self.conn, self.cfg['mount'], self._check_mount)
 
     def _check_mount(self):
         mount, label = self.cfg['mount'], 'hashi_vault %s mount %s/' % (self.where, self.cfg['mount'])
@@ -729,7 +734,7 @@ class _AwsConnection:
         self.cfg = cfg
         self.botocore = botocore
         self.lock = threading.Lock()
-        self.checked = None
+        self.checked: dict = {}
         try:
             core = botocore.session.Session()
             # The task's environment names the shared files, as the process environment would.
@@ -902,19 +907,7 @@ class AwsSecretsManagerStore(Store):
 
     def check(self) -> None:
         """Region and credentials can be found; no call to AWS (no permission needed for it)."""
-        conn = self.conn
-        with conn.lock:
-            outcome = conn.checked
-        if outcome is None:
-            try:
-                self._check()
-                outcome = True
-            except StoreError as exc:
-                outcome = _as_config_error(exc)
-            with conn.lock:
-                conn.checked = outcome
-        if outcome is not True:
-            raise outcome
+        _check_once(self.conn, 'credentials', self._check)
 
     def _check(self):
         if not self.region:
