@@ -225,8 +225,8 @@ COUNTED_HOOK = """
 
 
 @pytest.mark.parametrize("per_org", ["false", "true"])
-def test_a_failed_step_fails_its_consumer_only_and_every_later_step_runs_once(sim_factory, tmp_path, ansible, e2e,
-                                                                             per_org):
+def test_a_failed_step_fails_its_consumer_only_and_every_later_step_runs_once(
+        sim_factory, tmp_path, ansible, e2e, per_org):
     """org01's three consumers deliver and verify through tasks files: Primary's delivery fails (its hook does not
     run), Secondary's hook fails after its delivery; both keep their delivered pair unpromoted, Tertiary (whose steps
     come after both failures) rotates. org02, in the same batch, rotates all three. Every step ran at most once."""
