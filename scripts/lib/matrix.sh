@@ -12,7 +12,8 @@ MATRIX_CHECKS=(unit doc integration integration-module e2e sanity)
 # vault-encrypted inventory values (what plugin_utils/_compat.py and _rotation.plain keep equal on each release).
 MATRIX_E2E=(tests/e2e/test_rotation_fleet.py::test_fleet_rotation tests/e2e/test_inprocess_parity.py
     tests/e2e/test_core_vaulted_variables.py
-    tests/e2e/test_rotation_batch_task.py::test_a_failed_step_fails_its_consumer_only_and_every_later_step_runs_once)
+    tests/e2e/test_rotation_batch_task.py::test_a_failed_step_fails_its_consumer_only_and_every_later_step_runs_once
+    tests/e2e/test_rotation_batch_task.py::test_a_tasks_file_that_cannot_be_loaded_fails_its_org_without_a_promotion)
 # plugins/<folder> -> ansible-doc plugin type (roles are checked too)
 declare -A MATRIX_DOC_TYPES=([modules]=module [filter]=filter [test]=test [lookup]=lookup [callback]=callback
     [inventory]=inventory [connection]=connection [become]=become [cache]=cache [vars]=vars [strategy]=strategy)

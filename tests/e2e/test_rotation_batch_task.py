@@ -273,3 +273,40 @@ def test_a_failed_step_fails_its_consumer_only_and_every_later_step_runs_once(
     assert all(re.fullmatch(r"\S+\.[024]", step) for step in steps.values()), steps
     assert steps[("org01", "Tertiary")] == steps[("org02", "Tertiary")]
     assert e2e.leaks(proc.output + json.dumps(proc.report), sim) == []
+
+
+def test_a_tasks_file_that_cannot_be_loaded_fails_its_org_without_a_promotion(sim_factory, tmp_path, ansible, e2e):
+    """org01's Primary delivers through a file that is not a list of tasks: Ansible fails the include, not a task of
+    it, and counts the host as failed (it leaves the batch). Every consumer of org01 fails with its pair kept, its
+    later consumers' deliveries may have run. Nothing of org01 is promoted; org02 rotates."""
+    sim = sim_factory(THREE)
+    (tmp_path / "deliver.yml").write_text(COUNTED_DELIVERY)
+    (tmp_path / "broken.yml").write_text("name: not a list of tasks\n")
+    delivered = tmp_path / "delivered"
+    delivered.mkdir()
+    good = {"tasks_file": str(tmp_path / "deliver.yml")}
+    hosts = {
+        "org01": e2e.org_host(sim, "org01", [
+            {"app_name": "Data_Loader", "consumer_name": "Primary", "deliver": {"tasks_file": str(tmp_path / "broken.yml")}},
+            {"app_name": "Data_Loader", "consumer_name": "Secondary", "deliver": good},
+            {"app_name": "Data_Loader", "consumer_name": "Tertiary", "deliver": good}]),
+        "org02": e2e.org_host(sim, "org02", [{"app_name": "Data_Loader", "deliver": good}]),
+    }
+    inventory = e2e.write_inventory(tmp_path / "inventory.yml", hosts, {"delivery_dir": str(delivered)})
+    consumers = dict(((org, name), sim.org(org).app("Data_Loader").consumer(name))
+                     for org in sim.orgs for name in ("Primary", "Secondary", "Tertiary"))
+    before = dict((k, dict(c.main)) for k, c in consumers.items())
+    proc = ansible.playbook("rotate.yml", inventory, extra_vars={"sfdc_eca_canary_size": 2, "fail_deliver": []})
+    assert proc.returncode == 2, e2e.tail(proc)
+    rows = e2e.rows_by(proc.report)
+    for (org, name), consumer in consumers.items():
+        row = rows[(org, "Data_Loader", name)]
+        if org == "org01":
+            assert (row["outcome"], row["phase"]) == ("failed", "deliver"), row
+            assert "is kept and the next run resumes it" in row["error"], row
+            assert consumer.main == before[(org, name)]
+            assert consumer.staged and consumer.staged["state"] == "Active", "a pair that may be delivered was deleted"
+        else:
+            assert row["outcome"] == "rotated", row
+            assert (delivered / ("org02-%s.key" % name)).read_text() == consumer.main["key"]
+    assert e2e.leaks(proc.output + json.dumps(proc.report), sim) == []
